@@ -1,0 +1,33 @@
+"""The `srbench` command: one subcommand per pipeline stage, plus `upscale`."""
+
+import sys
+
+import typer
+
+from pipeline.common import setup_logging
+from pipeline.download import download
+from pipeline.evaluate import evaluate
+from pipeline.prepare import prepare
+from pipeline.report import report
+from pipeline.train import train
+from pipeline.upscale import upscale
+from srbench.errors import SrbenchError
+
+app = typer.Typer(
+    help="srbench: a reproducible super-resolution benchmark (SRCNN, VDSR, SRGAN) with DVC and MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for command in (download, prepare, train, evaluate, report, upscale):
+    app.command()(command)
+
+
+def main() -> None:
+    """Entry point: a user error is one line on stderr and exit status 2, not a traceback."""
+    setup_logging()
+    try:
+        app()
+    except SrbenchError as error:
+        print(f"srbench: error: {error}", file=sys.stderr)
+        sys.exit(2)

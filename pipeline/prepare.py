@@ -1,0 +1,27 @@
+"""`srbench prepare`: training patches and validation pairs from data/raw into data/prepared."""
+
+from pathlib import Path
+
+import typer
+
+from pipeline.common import PARAMS_OPTION, Params, mlflow_run
+from srbench.data import prepare as prepare_data
+
+SCALES = (2, 3, 4)
+
+
+def prepare(
+    params_file: Path = PARAMS_OPTION,
+    raw: Path = typer.Option(Path("data/raw"), help="Output of srbench download."),
+    out: Path = typer.Option(Path("data/prepared"), help="Where the patch store and validation pairs go."),
+) -> None:
+    """Mod-crop, degrade (MATLAB bicubic) unless official LR images exist, and cut training patches."""
+    params = Params(params_file)
+    scale = params.choice("prepare.scale", SCALES)
+    patch_size = params.integer("prepare.patch_size", minimum=scale * 4)
+    stride = params.integer("prepare.stride", minimum=1)
+    workers = params.integer("prepare.workers", minimum=1)
+    with mlflow_run("prepare", params.section("prepare")) as mlflow:
+        meta = prepare_data(raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers)
+        mlflow.log_metrics({"train_patches": meta["train_patches"], "valid_images": len(meta["valid_images"])})
+        mlflow.set_tag("lr_source", meta["lr_source"])

@@ -1,0 +1,1 @@
+"""srbench: a reproducible single-image super-resolution benchmark (library part)."""

@@ -1,0 +1,243 @@
+"""Prepared data: training patches in a memory-mapped store, whole validation images as PNG pairs.
+
+Layout written by :func:`prepare` (``out_dir``)::
+
+    train_hr.npy, train_lr.npy   uint8 arrays (N, P, P, 3) and (N, P/s, P/s, 3)
+    valid/HR/<name>.png, valid/LR/<name>.png
+    meta.json                    scale, patch size, stride, counts, where the LR images came from
+"""
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.lib.format import open_memmap
+from PIL import Image
+
+from srbench.degradation import degrade, modcrop
+from srbench.errors import InvalidImageError, SrbenchError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as an H×W×3 uint8 RGB array; unreadable files raise InvalidImageError."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise InvalidImageError(f"{path}: cannot read image ({error})") from error
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an H×W×3 uint8 array as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The PNG/JPEG files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise SrbenchError(f"{folder}: image folder not found")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def make_pair(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """HR (mod-cropped) and LR images for one file: the shipped LR file when ``lr_dir`` has one,
+    else MATLAB-compatible bicubic degradation of the HR image."""
+    hr = read_image(hr_path)
+    lr_path = lr_dir / f"{hr_path.stem}.png" if lr_dir is not None else None
+    if lr_path is not None and lr_path.is_file():
+        lr = read_image(lr_path)
+        hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        if hr.shape[0] != lr.shape[0] * scale or hr.shape[1] != lr.shape[1] * scale:
+            raise InvalidImageError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} at x{scale}")
+        return hr, lr
+    hr = modcrop(hr, scale)
+    return hr, degrade(hr, scale)
+
+
+def _patch_corners(height: int, width: int, patch_size: int, stride: int) -> list[tuple[int, int]]:
+    return [
+        (top, left)
+        for top in range(0, height - patch_size + 1, stride)
+        for left in range(0, width - patch_size + 1, stride)
+    ]
+
+
+def _cut_patches(job: tuple[Path, int, Path | None, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    hr_path, scale, lr_dir, patch_size, stride = job
+    hr, lr = make_pair(hr_path, scale, lr_dir)
+    corners = _patch_corners(hr.shape[0], hr.shape[1], patch_size, stride)
+    lr_size = patch_size // scale
+    hr_patches = np.stack([hr[t : t + patch_size, l : l + patch_size] for t, l in corners]) if corners else np.empty((0, patch_size, patch_size, 3), np.uint8)
+    lr_patches = (
+        np.stack([lr[t // scale : t // scale + lr_size, l // scale : l // scale + lr_size] for t, l in corners])
+        if corners
+        else np.empty((0, lr_size, lr_size, 3), np.uint8)
+    )
+    return hr_patches, lr_patches
+
+
+def _valid_pair(job: tuple[Path, int, Path | None, Path]) -> str:
+    hr_path, scale, lr_dir, out_dir = job
+    hr, lr = make_pair(hr_path, scale, lr_dir)
+    write_png(out_dir / "HR" / f"{hr_path.stem}.png", hr)
+    write_png(out_dir / "LR" / f"{hr_path.stem}.png", lr)
+    return hr_path.stem
+
+
+def _official_lr_dir(raw_dir: Path, split: str, scale: int) -> Path | None:
+    folder = raw_dir / split / "LR_bicubic" / f"X{scale}"
+    return folder if folder.is_dir() else None
+
+
+def prepare(raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: int, workers: int) -> dict:
+    """Cut training patches and write validation pairs from a raw data directory; returns the metadata.
+
+    ``raw_dir`` has ``{train,valid}/HR/*.png`` and, optionally, official LR images in
+    ``{train,valid}/LR_bicubic/X<scale>/``. Everything is written next to ``out_dir`` first and
+    renamed into place at the end.
+    """
+    if patch_size % scale:
+        raise SrbenchError(f"prepare.patch_size={patch_size} is not a multiple of prepare.scale={scale}")
+    train_images = list_images(raw_dir / "train" / "HR")
+    valid_images = list_images(raw_dir / "valid" / "HR")
+    if not train_images or not valid_images:
+        raise SrbenchError(f"{raw_dir}: needs images in train/HR and valid/HR (run srbench download)")
+    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+
+    train_lr_dir = _official_lr_dir(raw_dir, "train", scale)
+    valid_lr_dir = _official_lr_dir(raw_dir, "valid", scale)
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max(1, workers)) as pool:
+        jobs = [(path, scale, valid_lr_dir, tmp_dir / "valid") for path in valid_images]
+        valid_names = pool.map(_valid_pair, jobs)
+        logger.info("validation: %d image pairs written", len(valid_names))
+
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        jobs = [(path, scale, train_lr_dir, patch_size, stride) for path in train_images]
+        for done, chunk in enumerate(pool.imap(_cut_patches, jobs), start=1):
+            chunks.append(chunk)
+            logger.info("training patches: image %d/%d (%s): %d patches", done, len(jobs), train_images[done - 1].name, len(chunk[0]))
+    count = sum(len(hr) for hr, _ in chunks)
+    if count == 0:
+        raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
+    lr_size = patch_size // scale
+    hr_store = open_memmap(tmp_dir / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
+    lr_store = open_memmap(tmp_dir / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
+    offset = 0
+    for hr, lr in chunks:
+        hr_store[offset : offset + len(hr)] = hr
+        lr_store[offset : offset + len(lr)] = lr
+        offset += len(hr)
+    hr_store.flush()
+    lr_store.flush()
+    del hr_store, lr_store
+
+    meta = {
+        "scale": scale,
+        "patch_size": patch_size,
+        "stride": stride,
+        "train_images": len(train_images),
+        "train_patches": count,
+        "valid_images": valid_names,
+        "lr_source": "official" if train_lr_dir else "matlab_bicubic",
+    }
+    (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp_dir, out_dir)
+    logger.info("prepared %d patches and %d validation pairs in %.1fs", count, len(valid_names), time.perf_counter() - started)
+    return meta
+
+
+def read_meta(prepared_dir: Path) -> dict:
+    """The metadata that :func:`prepare` wrote."""
+    path = prepared_dir / "meta.json"
+    if not path.is_file():
+        raise SrbenchError(f"{path}: prepared data not found (run srbench prepare)")
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A whole validation or test image: its name, LR and HR uint8 arrays."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+
+
+def load_pairs(folder: Path) -> list[ImagePair]:
+    """The ``HR``/``LR`` PNG pairs of a prepared validation folder."""
+    hr_paths = list_images(folder / "HR")
+    if not hr_paths:
+        raise SrbenchError(f"{folder / 'HR'}: no images")
+    return [ImagePair(p.stem, read_image(folder / "LR" / p.name), read_image(p)) for p in hr_paths]
+
+
+def pairs_from_hr_folder(folder: Path, scale: int) -> list[ImagePair]:
+    """Test pairs from any folder of HR images, degraded like the training data."""
+    images = list_images(folder)
+    if not images:
+        raise SrbenchError(f"{folder}: no PNG or JPEG images")
+    return [ImagePair(path.stem, *reversed(make_pair(path, scale, None))) for path in images]
+
+
+class PatchSampler:
+    """Random training batches from the patch store: a random crop of ``crop_size`` HR pixels
+    (aligned to the scale) from random patches, with one of the 8 flips/rotations each.
+
+    The batch drawn at a step depends only on ``seed`` and the step, so a resumed run sees the
+    same data as an uninterrupted one.
+    """
+
+    def __init__(self, prepared_dir: Path, batch_size: int, crop_size: int, seed: int) -> None:
+        meta = read_meta(prepared_dir)
+        self.scale = meta["scale"]
+        if crop_size % self.scale or crop_size > meta["patch_size"]:
+            raise SrbenchError(
+                f"patch_size={crop_size}: must be a multiple of the scale ({self.scale}) "
+                f"and at most prepare.patch_size ({meta['patch_size']})"
+            )
+        self.hr = np.load(prepared_dir / "train_hr.npy", mmap_mode="r")
+        self.lr = np.load(prepared_dir / "train_lr.npy", mmap_mode="r")
+        self.batch_size = batch_size
+        self.crop_size = crop_size
+        self.seed = seed
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LR and HR float tensors in [0, 1], shapes (B, 3, c/s, c/s) and (B, 3, c, c)."""
+        rng = np.random.default_rng([self.seed, step])
+        indices = np.sort(rng.choice(len(self.hr), size=self.batch_size, replace=len(self.hr) < self.batch_size))
+        lr_crop = self.crop_size // self.scale
+        max_offset = self.lr.shape[1] - lr_crop
+        lr_batch, hr_batch = [], []
+        for index in indices:
+            top, left = rng.integers(0, max_offset + 1, size=2)
+            lr = self.lr[index, top : top + lr_crop, left : left + lr_crop]
+            s = self.scale
+            hr = self.hr[index, top * s : (top + lr_crop) * s, left * s : (left + lr_crop) * s]
+            turns, flip = rng.integers(0, 4), rng.integers(0, 2)
+            lr, hr = np.rot90(lr, turns), np.rot90(hr, turns)
+            if flip:
+                lr, hr = lr[:, ::-1], hr[:, ::-1]
+            lr_batch.append(lr)
+            hr_batch.append(hr)
+        return _to_tensor(lr_batch), _to_tensor(hr_batch)
+
+
+def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()).float().div_(255)

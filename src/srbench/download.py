@@ -1,0 +1,487 @@
+"""The "download" stage: fetch DIV2K (or use bundled / local images) into a raw data directory.
+
+Layout written under ``out_dir``::
+
+    train/HR/<name>.png
+    valid/HR/<name>.png
+    train/LR_bicubic/X<scale>/<name>.png   (DIV2K only: the official bicubic LR images)
+    valid/LR_bicubic/X<scale>/<name>.png
+
+Everything is first written to a temporary directory next to ``out_dir`` and renamed into
+place at the end, so a failure never leaves a half-written ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import random
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+
+from srbench.errors import DownloadError, InvalidImageError, SrbenchError, UnsafeArchiveError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A published archive: file name, expected SHA-256 and (when known) size in bytes."""
+
+    name: str
+    sha256: str
+    size: int | None
+
+
+DIV2K_MIRROR = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
+
+DIV2K_ARCHIVES: dict[str, Archive] = {
+    archive.name: archive
+    for archive in (
+        Archive(
+            "DIV2K_train_HR.zip",
+            "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
+            3530603713,
+        ),
+        Archive(
+            "DIV2K_valid_HR.zip",
+            "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
+            448993893,
+        ),
+        Archive(
+            "DIV2K_train_LR_bicubic_X2.zip",
+            "a53a424317575838dadce4bcd97cf7b744d6855f43740ed5f0245af3cf4bd850",
+            None,
+        ),
+        Archive(
+            "DIV2K_train_LR_bicubic_X3.zip",
+            "ad5c8e5507e2765823d3c2c5bd0934842efcd487c5370604c224090898b3163a",
+            None,
+        ),
+        Archive(
+            "DIV2K_train_LR_bicubic_X4.zip",
+            "f006b837f4eb52b82909aa01478e6d6d199eefce932179491d0c9dbb706dde3a",
+            None,
+        ),
+        Archive(
+            "DIV2K_valid_LR_bicubic_X2.zip",
+            "60eed9875c697df51204aa579e2a699e1d5215095788a097ff54dd17e2664d57",
+            None,
+        ),
+        Archive(
+            "DIV2K_valid_LR_bicubic_X3.zip",
+            "04b9a2ed3b4a0715d3924d3ae8514830c3328fac8d30512ce716d6f419e052a3",
+            None,
+        ),
+        Archive(
+            "DIV2K_valid_LR_bicubic_X4.zip",
+            "a50a5d1c4b88de4e8d300d8fb2b904c52fe93b2b298a4899697760d7cbb6d553",
+            None,
+        ),
+    )
+}
+
+SPLITS = ("train", "valid")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+_CHUNK = 1 << 20
+_ATTEMPTS = 3
+_RETRY_DELAY_S = 2.0
+_PROGRESS_PERCENT = 5.0
+_PROGRESS_SECONDS = 2.0
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+
+
+def _stereo_motorcycle(index: int) -> Callable[[], np.ndarray]:
+    return lambda: skdata.stereo_motorcycle()[index]
+
+
+# Colour photographs shipped inside the scikit-image wheel (no pooch download needed).
+# Synthetic images (colorwheel, logo), aliases (cat) and grayscale images are left out.
+SAMPLE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": skdata.astronaut,
+    "chelsea": skdata.chelsea,
+    "coffee": skdata.coffee,
+    "hubble_deep_field": skdata.hubble_deep_field,
+    "immunohistochemistry": skdata.immunohistochemistry,
+    "motorcycle_left": _stereo_motorcycle(0),
+    "motorcycle_right": _stereo_motorcycle(1),
+    "retina": skdata.retina,
+    "rocket": skdata.rocket,
+}
+
+
+class _Interrupted(Exception):
+    """A transfer stopped early; the ``.part`` file is kept so that the next attempt resumes."""
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+class _Progress:
+    """Logs transfer progress: at most once per 5 % step and per 2 seconds, and at the end."""
+
+    def __init__(self, url: str, total: int | None) -> None:
+        self.url = url
+        self.total = total
+        self.last_time = time.monotonic()
+        self.last_percent = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        percent = 100.0 * done / self.total if self.total else 0.0
+        finished = self.total is not None and done >= self.total
+        step_done = not self.total or percent - self.last_percent >= _PROGRESS_PERCENT
+        if not finished and not (step_done and now - self.last_time >= _PROGRESS_SECONDS):
+            return
+        self.last_time, self.last_percent = now, percent
+        if self.total:
+            logger.info("%s: %s / %s (%.0f%%)", self.url, _mib(done), _mib(self.total), percent)
+        else:
+            logger.info("%s: %s", self.url, _mib(done))
+
+
+def _transfer(url: str, part: Path, timeout: float) -> None:
+    """One attempt: download ``url`` into ``part``, resuming from its current size."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            logger.info("%s: nothing past byte %d, treating %s as complete", url, offset, part)
+            return
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    with response:
+        if response.status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != offset:
+                part.unlink()
+                raise _Interrupted(f"server resumed at the wrong offset (expected byte {offset})")
+            mode, done = "ab", offset
+            total = int(match.group(2)) if match.group(2) != "*" else None
+            logger.info("%s: resuming at byte %d", url, offset)
+        else:
+            mode, done, total = "wb", 0, None
+        length = response.headers.get("Content-Length")
+        expected = done + int(length) if length is not None else None
+        progress = _Progress(url, total if total is not None else expected)
+        with part.open(mode) as handle:
+            while chunk := response.read(_CHUNK):
+                handle.write(chunk)
+                done += len(chunk)
+                progress.update(done)
+    if expected is not None and done < expected:
+        raise _Interrupted(f"connection closed after {done} of {expected} bytes")
+
+
+def fetch(
+    url: str, dest: Path, sha256: str, size: int | None = None, timeout: float = 60.0
+) -> Path:
+    """Download ``url`` to ``dest`` (resumable, retried, checksum-verified) and return ``dest``.
+
+    An existing ``dest`` with the right SHA-256 is reused; a wrong one is downloaded again.
+    """
+    dest = Path(dest)
+    expected_sha = sha256.lower()
+    if dest.exists():
+        if _sha256_file(dest) == expected_sha:
+            logger.info("%s: cached", dest)
+            return dest
+        logger.warning("%s: checksum does not match, downloading it again", dest)
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    logger.info("downloading %s -> %s", url, dest)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            _transfer(url, part, timeout)
+            break
+        except (_Interrupted, OSError, http.client.HTTPException) as exc:
+            if attempt == _ATTEMPTS:
+                kept = f"; partial file kept at {part} for a later resume" if part.exists() else ""
+                raise DownloadError(
+                    f"{url}: transfer failed after {_ATTEMPTS} attempts ({exc}){kept}"
+                ) from exc
+            logger.warning("%s: attempt %d/%d failed (%s), retrying", url, attempt, _ATTEMPTS, exc)
+            time.sleep(_RETRY_DELAY_S * attempt)
+    actual_size = part.stat().st_size
+    if size is not None and actual_size != size:
+        part.unlink()
+        raise DownloadError(
+            f"{url}: size mismatch: expected {size} bytes, got {actual_size} (file deleted)"
+        )
+    actual_sha = _sha256_file(part)
+    if actual_sha != expected_sha:
+        part.unlink()
+        raise DownloadError(
+            f"{url}: sha256 mismatch: expected {expected_sha}, got {actual_sha} (file deleted)"
+        )
+    os.replace(part, dest)
+    logger.info("%s: downloaded and verified (%s)", dest, _mib(actual_size))
+    return dest
+
+
+def _check_entry(archive: Path, name: str) -> PurePosixPath:
+    """Return the entry's relative path, or raise if it could escape the target directory."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        raise UnsafeArchiveError(f"{archive}: unsafe entry {name!r} (absolute path or '..')")
+    return path
+
+
+def _write_member(reader: IO[bytes], dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with reader, dest.open("wb") as writer:
+        shutil.copyfileobj(reader, writer, _CHUNK)
+
+
+def safe_extract(archive: Path, target: Path) -> list[Path]:
+    """Extract a .zip or .tar(.gz) archive into ``target`` and return the extracted files.
+
+    Every entry is checked before anything is written: absolute paths, ``..`` components and
+    (for tar) links or device files raise :class:`UnsafeArchiveError`.
+    """
+    archive, target = Path(archive), Path(target)
+    extracted: list[Path] = []
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            members = [(info, _check_entry(archive, info.filename)) for info in zf.infolist()]
+            for info, rel in members:
+                if info.is_dir() or not rel.parts:
+                    (target / rel).mkdir(parents=True, exist_ok=True)
+                    continue
+                _write_member(zf.open(info), target / rel)
+                extracted.append(target / rel)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive, "r:*") as tf:
+            checked = []
+            for member in tf.getmembers():
+                rel = _check_entry(archive, member.name)
+                if not (member.isfile() or member.isdir()):
+                    raise UnsafeArchiveError(
+                        f"{archive}: unsafe entry {member.name!r} (link, device or special file)"
+                    )
+                checked.append((member, rel))
+            for member, rel in checked:
+                if member.isdir():
+                    (target / rel).mkdir(parents=True, exist_ok=True)
+                    continue
+                reader = tf.extractfile(member)
+                assert reader is not None  # regular files always have content
+                _write_member(reader, target / rel)
+                extracted.append(target / rel)
+    else:
+        raise SrbenchError(f"{archive}: not a zip or tar archive")
+    logger.info("%s: extracted %d files into %s", archive, len(extracted), target)
+    return extracted
+
+
+@contextlib.contextmanager
+def _staged_output(out_dir: Path) -> Iterator[Path]:
+    """Yield a temporary directory next to ``out_dir``; on success it replaces ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    stage.chmod(0o755)  # mkdtemp creates 0700; the result should look like a normal directory
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.replace(out_dir, old / out_dir.name)
+        os.replace(stage, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out_dir)
+    logger.info("wrote %s", out_dir)
+
+
+def _known_scales(archives: dict[str, Archive]) -> list[int]:
+    found = (re.fullmatch(r"DIV2K_train_LR_bicubic_X(\d+)\.zip", name) for name in archives)
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def download_div2k(
+    out_dir: Path,
+    scale: int,
+    cache_dir: Path,
+    mirror: str = DIV2K_MIRROR,
+    archives: dict[str, Archive] = DIV2K_ARCHIVES,
+    limit: int | None = None,
+) -> None:
+    """Fetch the DIV2K HR and bicubic x``scale`` LR archives and lay them out under ``out_dir``.
+
+    Archives are cached in ``cache_dir``; ``limit`` keeps the first N images of each split.
+    """
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    if limit is not None and limit < 1:
+        raise SrbenchError(f"limit={limit}: must be at least 1")
+    needed = {
+        split: (f"DIV2K_{split}_HR.zip", f"DIV2K_{split}_LR_bicubic_X{scale}.zip")
+        for split in SPLITS
+    }
+    for hr_name, lr_name in needed.values():
+        if lr_name not in archives:
+            raise SrbenchError(
+                f"scale {scale}: no DIV2K bicubic LR archive "
+                f"(known scales: {_known_scales(archives)})"
+            )
+        if hr_name not in archives:
+            raise SrbenchError(f"no checksum known for DIV2K archive {hr_name}")
+    base = mirror.rstrip("/")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        name: fetch(f"{base}/{name}", cache_dir / name, archives[name].sha256, archives[name].size)
+        for pair in needed.values()
+        for name in pair
+    }
+    extract_dir = Path(tempfile.mkdtemp(prefix="extract-", dir=cache_dir))
+    try:
+        for path in files.values():
+            safe_extract(path, extract_dir)
+        with _staged_output(out_dir) as stage:
+            for split in SPLITS:
+                _move_div2k_split(extract_dir, stage, split, scale, limit)
+    finally:
+        shutil.rmtree(extract_dir, ignore_errors=True)
+
+
+def _move_div2k_split(
+    extract_dir: Path, stage: Path, split: str, scale: int, limit: int | None
+) -> None:
+    hr_dir = extract_dir / f"DIV2K_{split}_HR"
+    lr_dir = extract_dir / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
+    hr_files = sorted(hr_dir.glob("*.png"))
+    if not hr_files:
+        raise SrbenchError(f"{hr_dir}: no PNG images found in the DIV2K {split} HR archive")
+    if limit is not None:
+        hr_files = hr_files[:limit]
+    hr_out = stage / split / "HR"
+    lr_out = stage / split / "LR_bicubic" / f"X{scale}"
+    hr_out.mkdir(parents=True)
+    lr_out.mkdir(parents=True)
+    for hr in hr_files:
+        lr = lr_dir / f"{hr.stem}x{scale}.png"
+        if not lr.is_file():
+            raise SrbenchError(
+                f"{hr.name}: no LR partner {lr.name} in the DIV2K {split} x{scale} archive"
+            )
+        shutil.move(hr, hr_out / hr.name)
+        shutil.move(lr, lr_out / hr.name)
+    logger.info("DIV2K %s: %d HR/LR pairs (x%d)", split, len(hr_files), scale)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert to RGB, compositing any transparency onto white."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _center_crop(image: Image.Image, max_side: int | None) -> Image.Image:
+    if max_side is None:
+        return image
+    width, height = image.size
+    new_w, new_h = min(width, max_side), min(height, max_side)
+    if (new_w, new_h) == (width, height):
+        return image
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    return image.crop((left, top, left + new_w, top + new_h))
+
+
+def _export_split(
+    sources: dict[str, Callable[[], Image.Image]],
+    out_dir: Path,
+    n_valid: int,
+    seed: int,
+    max_side: int | None,
+    origin: str,
+) -> None:
+    """Write each source image as PNG into train/HR or valid/HR (deterministic split by seed)."""
+    count = len(sources)
+    if count < 2:
+        raise SrbenchError(f"{origin}: found {count} image(s), need at least 2 (train and valid)")
+    if not 1 <= n_valid < count:
+        raise SrbenchError(
+            f"n_valid={n_valid}: must be between 1 and {count - 1} for {count} images in {origin}"
+        )
+    if max_side is not None and max_side < 1:
+        raise SrbenchError(f"max_side={max_side}: must be at least 1")
+    order = sorted(sources)
+    random.Random(seed).shuffle(order)
+    valid = set(order[:n_valid])
+    with _staged_output(Path(out_dir)) as stage:
+        for split in SPLITS:
+            (stage / split / "HR").mkdir(parents=True)
+        for name in sorted(sources):
+            split = "valid" if name in valid else "train"
+            image = _center_crop(_to_rgb(sources[name]()), max_side)
+            image.save(stage / split / "HR" / f"{name}.png")
+    logger.info("%s: %d train and %d valid images", origin, count - n_valid, n_valid)
+
+
+def export_samples(out_dir: Path, n_valid: int, seed: int, max_side: int | None) -> None:
+    """Write the colour photographs bundled with scikit-image as a train/valid split."""
+    sources = {
+        name: (lambda load=load: Image.fromarray(load())) for name, load in SAMPLE_IMAGES.items()
+    }
+    _export_split(sources, out_dir, n_valid, seed, max_side, "scikit-image samples")
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImageError(f"{path}: cannot read image ({exc})") from exc
+
+
+def import_folder(
+    folder: Path, out_dir: Path, n_valid: int, seed: int, max_side: int | None
+) -> None:
+    """Use the .png/.jpg/.jpeg images of ``folder`` (non-recursive) as a train/valid split."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SrbenchError(f"image folder not found: {folder}")
+    paths = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    sources: dict[str, Callable[[], Image.Image]] = {}
+    for path in paths:
+        if path.stem in sources:
+            raise SrbenchError(f"{path}: another image in {folder} has the same name {path.stem!r}")
+        sources[path.stem] = lambda path=path: _open_image(path)
+    _export_split(sources, out_dir, n_valid, seed, max_side, str(folder))

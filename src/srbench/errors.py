@@ -1,0 +1,17 @@
+"""Errors that a user can fix: each carries a one-line message naming the file, key or value."""
+
+
+class SrbenchError(Exception):
+    """Base class of user-facing errors; the CLI prints ``str(error)`` on one line and exits non-zero."""
+
+
+class DownloadError(SrbenchError):
+    """A download failed, or its checksum did not match."""
+
+
+class UnsafeArchiveError(SrbenchError):
+    """An archive entry would be written outside the extraction directory."""
+
+
+class InvalidImageError(SrbenchError):
+    """An input image is missing, unreadable or of an unsupported kind."""

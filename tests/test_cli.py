@@ -1,0 +1,102 @@
+"""The `srbench` command: help, and bad input giving one clear line and a non-zero exit."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from srbench.data import write_png
+
+REPO = Path(__file__).resolve().parents[1]
+SRBENCH = str(Path(sys.executable).parent / "srbench")
+
+
+def srbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([SRBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def set_param(workdir: Path, key: str, value) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    node = params
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("srbench: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_help_lists_every_stage(tmp_path: Path) -> None:
+    result = srbench("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("download", "prepare", "train", "evaluate", "report", "upscale"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "key, value, command, fragments",
+    [
+        ("prepare.scale", 5, ["prepare"], ["prepare.scale = 5", "2, 3, 4"]),
+        ("vdsr.steps", 0, ["train", "vdsr"], ["vdsr.steps = 0", ">= 1"]),
+        ("srcnn.lr", -0.1, ["train", "srcnn"], ["srcnn.lr = -0.1", "positive"]),
+        ("data.source", "imagenet", ["download"], ["data.source = 'imagenet'"]),
+        ("train.precision", "fp8", ["train", "srcnn"], ["train.precision = 'fp8'"]),
+    ],
+)
+def test_bad_params_fail_before_any_work(workdir: Path, key: str, value, command: list[str], fragments: list[str]) -> None:
+    set_param(workdir, key, value)
+    assert_one_line_error(srbench(*command, cwd=workdir), "params.yaml", *fragments)
+    assert not (workdir / "mlruns").exists()  # no MLflow run was even started
+
+
+def test_missing_folder_for_folder_source(workdir: Path) -> None:
+    set_param(workdir, "data.source", "folder")
+    set_param(workdir, "data.folder", str(workdir / "nowhere"))
+    assert_one_line_error(srbench("download", cwd=workdir), "data.folder", "nowhere", "folder not found")
+
+
+def test_unknown_model(workdir: Path) -> None:
+    assert_one_line_error(srbench("train", "edsr", cwd=workdir), "unknown model 'edsr'")
+    assert_one_line_error(srbench("evaluate", "edsr", cwd=workdir), "unknown model 'edsr'")
+
+
+def test_missing_params_file_and_missing_data(tmp_path: Path, workdir: Path) -> None:
+    assert_one_line_error(srbench("prepare", "--params", "nope.yaml", cwd=tmp_path), "nope.yaml", "not found")
+    assert_one_line_error(srbench("train", "srcnn", cwd=workdir), "data/prepared/meta.json", "srbench prepare")
+
+
+def test_upscale_refuses_unreadable_images(workdir: Path) -> None:
+    good = workdir / "good.png"
+    write_png(good, np.zeros((8, 8, 3), np.uint8))
+    (workdir / "bad.png").write_bytes(b"\x89PNG broken")
+    result = srbench("upscale", "--model", "bicubic", "--scale", "2", str(good), "bad.png", "--out", "out", cwd=workdir)
+    assert_one_line_error(result, "bad.png", "cannot read image")
+    assert not (workdir / "out" / "good.png").exists()  # nothing written before every input was read
+
+
+def test_upscale_with_bicubic(workdir: Path) -> None:
+    write_png(workdir / "in.png", np.full((8, 10, 3), 120, np.uint8))
+    result = srbench("upscale", "--model", "bicubic", "--scale", "3", "in.png", "--out", "out", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    from srbench.data import read_image
+
+    out = read_image(workdir / "out" / "in.png")
+    assert out.shape == (24, 30, 3) and (out == 120).all()

@@ -1,0 +1,88 @@
+"""The patch store and the sampler: layout, alignment of LR and HR, determinism."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from srbench.data import PatchSampler, load_pairs, pairs_from_hr_folder, prepare, read_image, write_png
+from srbench.degradation import degrade, modcrop
+from srbench.errors import InvalidImageError, SrbenchError
+
+
+def block_mean_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    h, w, _ = hr.shape
+    blocks = hr.reshape(h // scale, scale, w // scale, scale, 3).astype(np.float64)
+    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def test_prepare_writes_patches_validation_pairs_and_meta(prepared_x2: Path, raw_samples: Path) -> None:
+    meta = json.loads((prepared_x2 / "meta.json").read_text())
+    hr = np.load(prepared_x2 / "train_hr.npy", mmap_mode="r")
+    lr = np.load(prepared_x2 / "train_lr.npy", mmap_mode="r")
+    assert meta["scale"] == 2 and meta["lr_source"] == "matlab_bicubic"
+    assert hr.shape[1:] == (32, 32, 3) and lr.shape[1:] == (16, 16, 3)
+    assert len(hr) == len(lr) == meta["train_patches"] > 0
+    # 64x64 crops, 32-px patches every 16 px: 3 x 3 patches per training image
+    assert meta["train_patches"] == 9 * meta["train_images"]
+    for pair in load_pairs(prepared_x2 / "valid"):
+        source = modcrop(read_image(raw_samples / "valid" / "HR" / f"{pair.name}.png"), 2)
+        assert np.array_equal(pair.hr, source)
+        assert np.array_equal(pair.lr, degrade(source, 2))
+
+
+def test_official_lr_images_are_used_as_they_are(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    for split in ("train", "valid"):
+        hr = rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
+        write_png(raw / split / "HR" / "0001.png", hr)
+        write_png(raw / split / "LR_bicubic" / "X2" / "0001.png", block_mean_lr(hr, 2))
+    out = tmp_path / "prepared"
+    meta = prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
+    assert meta["lr_source"] == "official"
+
+    sampler = PatchSampler(out, batch_size=8, crop_size=8, seed=3)
+    for step in (1, 2, 3):
+        lr, hr = sampler.batch(step)
+        assert lr.shape == (8, 3, 4, 4) and hr.shape == (8, 3, 8, 8)
+        hr_u8 = (hr * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        lr_u8 = (lr * 255).round().byte().permute(0, 2, 3, 1).numpy()
+        for lr_patch, hr_patch in zip(lr_u8, hr_u8):  # crops, flips and rotations keep LR and HR aligned
+            assert np.array_equal(lr_patch, block_mean_lr(hr_patch, 2))
+
+
+def test_sampler_is_deterministic_per_step(prepared_x2: Path) -> None:
+    first = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
+    again = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
+    other_seed = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(first.batch(7), again.batch(7)))
+    assert not torch.equal(first.batch(7)[1], first.batch(8)[1])
+    assert not torch.equal(first.batch(7)[1], other_seed.batch(7)[1])
+
+
+def test_sampler_rejects_crop_sizes_it_cannot_serve(prepared_x2: Path) -> None:
+    with pytest.raises(SrbenchError, match="patch_size=15"):
+        PatchSampler(prepared_x2, batch_size=4, crop_size=15, seed=0)
+    with pytest.raises(SrbenchError, match="at most prepare.patch_size"):
+        PatchSampler(prepared_x2, batch_size=4, crop_size=64, seed=0)
+
+
+def test_prepare_refuses_bad_input_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(SrbenchError, match="not a multiple"):
+        prepare(tmp_path, tmp_path / "out", scale=3, patch_size=32, stride=16, workers=1)
+    with pytest.raises(SrbenchError, match="image folder not found"):
+        prepare(tmp_path / "missing", tmp_path / "out", scale=2, patch_size=32, stride=16, workers=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_hr_folder_pairs_and_unreadable_image(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png", np.full((21, 30, 3), 77, np.uint8))
+    (pair,) = pairs_from_hr_folder(tmp_path, 4)
+    assert pair.hr.shape == (20, 28, 3) and pair.lr.shape == (5, 7, 3)
+    assert (pair.lr == 77).all()
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InvalidImageError, match="broken.jpg"):
+        pairs_from_hr_folder(tmp_path, 4)

@@ -1,0 +1,498 @@
+"""Tests of srbench.download against a real local HTTP server and real archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import socket
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srbench import download
+from srbench.download import (
+    DIV2K_ARCHIVES,
+    Archive,
+    download_div2k,
+    export_samples,
+    fetch,
+    import_folder,
+    safe_extract,
+)
+from srbench.errors import DownloadError, InvalidImageError, SrbenchError, UnsafeArchiveError
+
+
+@dataclass
+class ServerState:
+    """What the test server serves and what it has seen."""
+
+    root: Path
+    url: str = ""
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    cut_after: dict[str, list[int]] = field(default_factory=dict)  # name -> bytes sent per request
+    ignore_range: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.requests]
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves files of ``state.root`` with Range support; can cut transfers short."""
+
+    server: ThreadingHTTPServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
+        name = self.path.lstrip("/")
+        range_header = self.headers.get("Range")
+        with state.lock:
+            state.requests.append((name, range_header))
+            cuts = state.cut_after.get(name)
+            cut = cuts.pop(0) if cuts else None
+        path = state.root / name
+        if not path.is_file():
+            self.send_error(404, "Not Found")
+            return
+        data = path.read_bytes()
+        match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+        if match and not state.ignore_range:
+            start = int(match.group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = data[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if cut is not None:
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerState]:
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    state = ServerState(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.state = state  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture(autouse=True)
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "_RETRY_DELAY_S", 0.0)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def serve_file(state: ServerState, name: str, data: bytes) -> str:
+    (state.root / name).write_bytes(data)
+    return f"{state.url}/{name}"
+
+
+PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+
+
+# --- fetch ---------------------------------------------------------------------------------
+
+
+def test_fetch_downloads_verifies_and_caches(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    dest = tmp_path / "cache" / "blob.bin"
+    assert fetch(url, dest, sha256_of(PAYLOAD), size=len(PAYLOAD)) == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert not dest.with_name("blob.bin.part").exists()
+    assert fetch(url, dest, sha256_of(PAYLOAD)) == dest
+    assert server.requests == [("blob.bin", None)]
+
+
+def test_fetch_redownloads_cached_file_with_wrong_checksum(
+    server: ServerState, tmp_path: Path
+) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    dest = tmp_path / "blob.bin"
+    dest.write_bytes(b"stale content")
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert dest.read_bytes() == PAYLOAD
+    assert server.names() == ["blob.bin"]
+
+
+def test_fetch_resumes_interrupted_transfer(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.cut_after["blob.bin"] = [100_000]
+    dest = tmp_path / "blob.bin"
+    fetch(url, dest, sha256_of(PAYLOAD), size=len(PAYLOAD))
+    assert server.requests == [("blob.bin", None), ("blob.bin", "bytes=100000-")]
+    assert sha256_of(dest.read_bytes()) == sha256_of(PAYLOAD)
+    assert not dest.with_name("blob.bin.part").exists()
+
+
+def test_fetch_gives_up_after_three_attempts_and_keeps_part(
+    server: ServerState, tmp_path: Path
+) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.cut_after["blob.bin"] = [1000, 1000, 1000]
+    dest = tmp_path / "blob.bin"
+    part = tmp_path / "blob.bin.part"
+    with pytest.raises(DownloadError, match=re.escape(url)):
+        fetch(url, dest, sha256_of(PAYLOAD))
+    assert len(server.requests) == 3
+    assert part.stat().st_size == 3000
+    assert not dest.exists()
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert server.requests[-1] == ("blob.bin", "bytes=3000-")
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_fetch_part_already_complete_gets_416(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(PAYLOAD)
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert server.requests == [("blob.bin", f"bytes={len(PAYLOAD)}-")]
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_fetch_starts_over_when_server_ignores_range(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.ignore_range = True
+    dest = tmp_path / "blob.bin"
+    (tmp_path / "blob.bin.part").write_bytes(b"garbage that is not a prefix")
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert server.requests[0][1] is not None
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_fetch_sha256_mismatch_deletes_file(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    dest = tmp_path / "blob.bin"
+    with pytest.raises(DownloadError, match="sha256") as info:
+        fetch(url, dest, "0" * 64)
+    assert url in str(info.value)
+    assert sha256_of(PAYLOAD) in str(info.value)
+    assert not dest.exists()
+    assert not (tmp_path / "blob.bin.part").exists()
+
+
+def test_fetch_size_mismatch_deletes_file(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    with pytest.raises(DownloadError, match="size"):
+        fetch(url, tmp_path / "blob.bin", sha256_of(PAYLOAD), size=len(PAYLOAD) + 1)
+    assert list(tmp_path.glob("blob.bin*")) == []
+
+
+def test_fetch_404(server: ServerState, tmp_path: Path) -> None:
+    url = f"{server.url}/missing.zip"
+    with pytest.raises(DownloadError, match="404") as info:
+        fetch(url, tmp_path / "missing.zip", "0" * 64)
+    assert url in str(info.value)
+    assert len(server.requests) == 1  # an HTTP error is not retried
+
+
+def test_fetch_unreachable_server(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # find a free port, then leave it closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/blob.bin"
+    with pytest.raises(DownloadError, match=re.escape(url)) as info:
+        fetch(url, tmp_path / "blob.bin", "0" * 64, timeout=5)
+    assert "3 attempts" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- safe_extract --------------------------------------------------------------------------
+
+
+def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in entries.items():
+            zf.writestr(zipfile.ZipInfo(name), content)
+    return path
+
+
+def add_tar_entry(
+    tf: tarfile.TarFile, name: str, content: bytes = b"", kind: bytes = tarfile.REGTYPE
+) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    if kind == tarfile.REGTYPE:
+        info.size = len(content)
+        tf.addfile(info, io.BytesIO(content))
+    else:
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def test_safe_extract_zip_and_tar(tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "ok.zip", {"top/": b"", "top/a.txt": b"A", "top/sub/b.txt": b"B"})
+    target = tmp_path / "out_zip"
+    assert sorted(safe_extract(archive, target)) == [target / "top/a.txt", target / "top/sub/b.txt"]
+    assert (target / "top/sub/b.txt").read_bytes() == b"B"
+
+    tar_path = tmp_path / "ok.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tf:
+        add_tar_entry(tf, "dir/c.txt", b"C")
+    target = tmp_path / "out_tar"
+    assert safe_extract(tar_path, target) == [target / "dir/c.txt"]
+    assert (target / "dir/c.txt").read_bytes() == b"C"
+
+
+@pytest.mark.parametrize("bad_name", ["../evil.png", "/abs/evil.png", "a/../../evil.png"])
+def test_safe_extract_rejects_unsafe_zip(tmp_path: Path, bad_name: str) -> None:
+    archive = make_zip(tmp_path / "bad.zip", {"good.png": b"ok", bad_name: b"evil"})
+    target = tmp_path / "sub" / "target"
+    with pytest.raises(UnsafeArchiveError) as info:
+        safe_extract(archive, target)
+    assert str(archive) in str(info.value) and bad_name in str(info.value)
+    assert files_under(tmp_path / "sub") == []
+    assert list(tmp_path.rglob("evil.png")) == []
+
+
+@pytest.mark.parametrize(
+    ("bad_name", "kind"),
+    [
+        ("/tmp/evil.txt", tarfile.REGTYPE),
+        ("../evil.txt", tarfile.REGTYPE),
+        ("link", tarfile.SYMTYPE),
+        ("hard", tarfile.LNKTYPE),
+        ("dev", tarfile.CHRTYPE),
+    ],
+)
+def test_safe_extract_rejects_unsafe_tar(tmp_path: Path, bad_name: str, kind: bytes) -> None:
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tf:
+        add_tar_entry(tf, "good.txt", b"ok")
+        add_tar_entry(tf, bad_name, b"evil", kind)
+    target = tmp_path / "sub" / "target"
+    with pytest.raises(UnsafeArchiveError) as info:
+        safe_extract(archive, target)
+    assert str(archive) in str(info.value) and bad_name in str(info.value)
+    assert files_under(tmp_path / "sub") == []
+    assert list(tmp_path.rglob("evil.txt")) == []
+
+
+def test_safe_extract_rejects_non_archive(tmp_path: Path) -> None:
+    path = tmp_path / "plain.zip"
+    path.write_bytes(b"not an archive at all" * 50)
+    with pytest.raises(SrbenchError, match="plain.zip"):
+        safe_extract(path, tmp_path / "target")
+
+
+# --- download_div2k ------------------------------------------------------------------------
+
+
+def png_bytes(rng: np.random.Generator, side: int) -> bytes:
+    buffer = io.BytesIO()
+    pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_fake_div2k(root: Path, scale: int = 2, drop_lr: str | None = None) -> dict[str, Archive]:
+    """Write tiny DIV2K-like archives (2 train, 1 valid image) into ``root``; return checksums."""
+    rng = np.random.default_rng(1)
+    ids = {"train": ["0001", "0002"], "valid": ["0801"]}
+    archives: dict[str, Archive] = {}
+    for split, names in ids.items():
+        hr = {f"DIV2K_{split}_HR/{n}.png": png_bytes(rng, 24) for n in names}
+        lr = {
+            f"DIV2K_{split}_LR_bicubic/X{scale}/{n}x{scale}.png": png_bytes(rng, 24 // scale)
+            for n in names
+            if n != drop_lr
+        }
+        zips = {f"DIV2K_{split}_HR.zip": hr, f"DIV2K_{split}_LR_bicubic_X{scale}.zip": lr}
+        for name, entries in zips.items():
+            path = make_zip(root / name, entries)
+            archives[name] = Archive(name, sha256_of(path.read_bytes()), path.stat().st_size)
+    return archives
+
+
+def relative_files(path: Path) -> list[str]:
+    return [p.relative_to(path).as_posix() for p in files_under(path)]
+
+
+def test_download_div2k_layout_and_cache(server: ServerState, tmp_path: Path) -> None:
+    archives = make_fake_div2k(server.root)
+    out_dir, cache_dir = tmp_path / "data" / "raw", tmp_path / "cache"
+    download_div2k(out_dir, 2, cache_dir, mirror=server.url + "/", archives=archives)
+    assert relative_files(out_dir) == [
+        "train/HR/0001.png",
+        "train/HR/0002.png",
+        "train/LR_bicubic/X2/0001.png",
+        "train/LR_bicubic/X2/0002.png",
+        "valid/HR/0801.png",
+        "valid/LR_bicubic/X2/0801.png",
+    ]
+    with Image.open(out_dir / "train/LR_bicubic/X2/0001.png") as lr:
+        assert lr.size == (12, 12)
+    assert len(server.requests) == 4
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted(archives)  # temp dir removed
+    assert [p.name for p in out_dir.parent.iterdir()] == ["raw"]  # no staging dirs left
+
+    download_div2k(out_dir, 2, cache_dir, mirror=server.url, archives=archives, limit=1)
+    assert len(server.requests) == 4  # served from the cache
+    assert relative_files(out_dir) == [
+        "train/HR/0001.png",
+        "train/LR_bicubic/X2/0001.png",
+        "valid/HR/0801.png",
+        "valid/LR_bicubic/X2/0801.png",
+    ]
+
+
+def test_download_div2k_unknown_scale(tmp_path: Path) -> None:
+    with pytest.raises(SrbenchError, match="scale 5"):
+        download_div2k(tmp_path / "raw", 5, tmp_path / "cache", mirror="http://127.0.0.1:9")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_download_div2k_missing_lr_partner(server: ServerState, tmp_path: Path) -> None:
+    archives = make_fake_div2k(server.root, drop_lr="0002")
+    out_dir = tmp_path / "raw"
+    with pytest.raises(SrbenchError, match="0002"):
+        download_div2k(out_dir, 2, tmp_path / "cache", mirror=server.url, archives=archives)
+    assert list(tmp_path.glob("*raw*")) == []
+
+
+def test_div2k_archive_table() -> None:
+    assert DIV2K_ARCHIVES["DIV2K_train_HR.zip"].size == 3530603713
+    lr_names = {f"DIV2K_{s}_LR_bicubic_X{x}.zip" for s in ("train", "valid") for x in (2, 3, 4)}
+    assert lr_names < set(DIV2K_ARCHIVES)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", a.sha256) for a in DIV2K_ARCHIVES.values())
+
+
+# --- export_samples / import_folder --------------------------------------------------------
+
+
+def split_names(out_dir: Path) -> dict[str, list[str]]:
+    return {s: sorted(p.stem for p in (out_dir / s / "HR").iterdir()) for s in ("train", "valid")}
+
+
+def test_export_samples(tmp_path: Path) -> None:
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    export_samples(out_a, n_valid=2, seed=7, max_side=40)
+    export_samples(out_b, n_valid=2, seed=7, max_side=40)
+    names = split_names(out_a)
+    assert len(names["valid"]) == 2
+    assert len(names["train"]) == len(download.SAMPLE_IMAGES) - 2
+    assert names == split_names(out_b)
+    assert set(names["train"]) | set(names["valid"]) == set(download.SAMPLE_IMAGES)
+    for path in files_under(out_a):
+        with Image.open(path) as image:
+            assert image.mode == "RGB"
+            assert max(image.size) <= 40
+    chelsea_a, chelsea_b = next(out_a.rglob("chelsea.png")), next(out_b.rglob("chelsea.png"))
+    with Image.open(chelsea_a) as image, Image.open(chelsea_b) as other:
+        assert image.size == (40, 40)
+        assert np.array_equal(np.asarray(image), np.asarray(other))
+
+
+def test_export_samples_center_crop_and_no_crop(tmp_path: Path) -> None:
+    from skimage import data
+
+    export_samples(tmp_path / "full", n_valid=1, seed=0, max_side=None)
+    full = next((tmp_path / "full").rglob("chelsea.png"))
+    with Image.open(full) as image:
+        assert np.array_equal(np.asarray(image), data.chelsea())
+    export_samples(tmp_path / "crop", n_valid=1, seed=0, max_side=100)
+    crop = next((tmp_path / "crop").rglob("chelsea.png"))
+    with Image.open(crop) as image:  # chelsea is 300x451: centre 100x100 crop
+        assert np.array_equal(np.asarray(image), data.chelsea()[100:200, 175:275])
+
+
+@pytest.mark.parametrize("n_valid", [0, len(download.SAMPLE_IMAGES)])
+def test_export_samples_bad_n_valid(tmp_path: Path, n_valid: int) -> None:
+    with pytest.raises(SrbenchError, match=f"n_valid={n_valid}"):
+        export_samples(tmp_path / "raw", n_valid=n_valid, seed=0, max_side=16)
+    assert not (tmp_path / "raw").exists()
+
+
+def write_image(path: Path, mode: str, size: tuple[int, int]) -> None:
+    Image.new(mode, size, color=(10, 20, 30, 0) if mode == "RGBA" else 128).save(path)
+
+
+def test_import_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png", "RGBA", (50, 30))
+    write_image(folder / "b.JPG", "L", (20, 20))
+    write_image(folder / "c.jpeg", "L", (20, 20))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "nested").mkdir()
+    write_image(folder / "nested" / "d.png", "L", (20, 20))
+    out_dir = tmp_path / "raw"
+    out_dir.mkdir()
+    (out_dir / "stale.txt").write_text("old run")
+    import_folder(folder, out_dir, n_valid=1, seed=3, max_side=25)
+    names = split_names(out_dir)
+    assert len(names["valid"]) == 1 and len(names["train"]) == 2
+    assert sorted(names["train"] + names["valid"]) == ["a", "b", "c"]
+    assert not (out_dir / "stale.txt").exists()
+    with Image.open(next(out_dir.rglob("a.png"))) as image:
+        assert image.mode == "RGB" and image.size == (25, 25)
+        assert image.getpixel((0, 0)) == (255, 255, 255)  # transparent pixels become white
+
+
+def test_import_folder_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "nowhere"
+    with pytest.raises(SrbenchError, match=re.escape(str(folder))):
+        import_folder(folder, tmp_path / "raw", n_valid=1, seed=0, max_side=None)
+
+
+def test_import_folder_unreadable_image_keeps_old_output(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "a.png", "RGB", (8, 8))
+    (folder / "broken.jpg").write_bytes(b"definitely not a jpeg")
+    out_dir = tmp_path / "raw"
+    out_dir.mkdir()
+    (out_dir / "previous.txt").write_text("kept")
+    with pytest.raises(InvalidImageError, match=re.escape(str(folder / "broken.jpg"))):
+        import_folder(folder, out_dir, n_valid=1, seed=0, max_side=None)
+    assert relative_files(out_dir) == ["previous.txt"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "photos"] == ["raw"]
+
+
+def test_import_folder_too_few_images(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_image(folder / "only.png", "RGB", (8, 8))
+    with pytest.raises(SrbenchError, match="at least 2"):
+        import_folder(folder, tmp_path / "raw", n_valid=1, seed=0, max_side=None)
+
