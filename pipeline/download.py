@@ -6,7 +6,7 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, logger, mlflow_run
 from srbench import download as library
-from srbench.data import list_images
+from srbench.images import list_images
 
 SOURCES = ("samples", "div2k", "folder")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
-from srbench.data import load_pairs, pairs_from_hr_folder, read_meta, write_png
+from srbench.data import load_pairs, pairs_from_hr_folder, read_meta
+from srbench.images import write_png
 from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
 from srbench.models import MODELS, load_model
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import ParamError, logger
-from srbench.data import read_image, write_png
+from srbench.images import read_image, write_png
 from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
 from srbench.models import MODELS, load_model
 

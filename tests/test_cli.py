@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from srbench.data import write_png
+from srbench.images import read_image, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 SRBENCH = str(Path(sys.executable).parent / "srbench")
@@ -96,7 +96,5 @@ def test_upscale_with_bicubic(workdir: Path) -> None:
     write_png(workdir / "in.png", np.full((8, 10, 3), 120, np.uint8))
     result = srbench("upscale", "--model", "bicubic", "--scale", "3", "in.png", "--out", "out", cwd=workdir)
     assert result.returncode == 0, result.stderr
-    from srbench.data import read_image
-
     out = read_image(workdir / "out" / "in.png")
     assert out.shape == (24, 30, 3) and (out == 120).all()

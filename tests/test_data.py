@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from srbench.data import PatchSampler, load_pairs, pairs_from_hr_folder, prepare, read_image, write_png
+from srbench.data import PatchSampler, load_pairs, pairs_from_hr_folder, prepare
+from srbench.images import read_image, write_png
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
 

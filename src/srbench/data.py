@@ -19,36 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
-from PIL import Image
 
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
+from srbench.images import list_images, read_image, write_png
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as an H×W×3 uint8 RGB array; unreadable files raise InvalidImageError."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise InvalidImageError(f"{path}: cannot read image ({error})") from error
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an H×W×3 uint8 array as PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The PNG/JPEG files directly in ``folder``, sorted by name."""
-    if not folder.is_dir():
-        raise SrbenchError(f"{folder}: image folder not found")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def make_pair(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:

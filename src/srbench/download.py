@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from srbench.errors import DownloadError, InvalidImageError, SrbenchError, UnsafeArchiveError
+from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
+from srbench.images import list_images, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,6 @@ DIV2K_ARCHIVES: dict[str, Archive] = {
 }
 
 SPLITS = ("train", "valid")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 _CHUNK = 1 << 20
 _ATTEMPTS = 3
@@ -401,15 +401,6 @@ def _move_div2k_split(
     logger.info("DIV2K %s: %d HR/LR pairs (x%d)", split, len(hr_files), scale)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert to RGB, compositing any transparency onto white."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def _center_crop(image: Image.Image, max_side: int | None) -> Image.Image:
     if max_side is None:
         return image
@@ -447,7 +438,7 @@ def _export_split(
             (stage / split / "HR").mkdir(parents=True)
         for name in sorted(sources):
             split = "valid" if name in valid else "train"
-            image = _center_crop(_to_rgb(sources[name]()), max_side)
+            image = _center_crop(to_rgb(sources[name]()), max_side)
             image.save(stage / split / "HR" / f"{name}.png")
     logger.info("%s: %d train and %d valid images", origin, count - n_valid, n_valid)
 
@@ -460,28 +451,15 @@ def export_samples(out_dir: Path, n_valid: int, seed: int, max_side: int | None)
     _export_split(sources, out_dir, n_valid, seed, max_side, "scikit-image samples")
 
 
-def _open_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidImageError(f"{path}: cannot read image ({exc})") from exc
-
-
 def import_folder(
     folder: Path, out_dir: Path, n_valid: int, seed: int, max_side: int | None
 ) -> None:
     """Use the .png/.jpg/.jpeg images of ``folder`` (non-recursive) as a train/valid split."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise SrbenchError(f"image folder not found: {folder}")
-    paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    paths = list_images(folder)
     sources: dict[str, Callable[[], Image.Image]] = {}
     for path in paths:
         if path.stem in sources:
             raise SrbenchError(f"{path}: another image in {folder} has the same name {path.stem!r}")
-        sources[path.stem] = lambda path=path: _open_image(path)
+        sources[path.stem] = lambda path=path: open_image(path)
     _export_split(sources, out_dir, n_valid, seed, max_side, str(folder))

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from srbench.data import read_image  # noqa: E402
+from srbench.images import read_image  # noqa: E402
 
 COLUMNS = ("Model", "Parameters", "Training time", "Y-PSNR (dB)", "Y-SSIM", "RGB PSNR (dB)", "Inference MP/s")
 
