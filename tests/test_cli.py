@@ -98,3 +98,33 @@ def test_upscale_with_bicubic(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = read_image(workdir / "out" / "in.png")
     assert out.shape == (24, 30, 3) and (out == 120).all()
+
+
+def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
+    import json
+
+    import torch
+
+    from srbench.models import build_model, save_model
+
+    rng = np.random.default_rng(0)
+    for name in ("one", "two"):
+        write_png(workdir / "photos" / f"{name}.png", rng.integers(0, 256, size=(33, 40, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    arch = {"depth": 3, "num_filters": 8}
+    save_model(workdir / "vdsr.pt", build_model("vdsr", 3, arch), "vdsr", 3, arch)
+
+    result = srbench("evaluate", "vdsr", "--weights", "vdsr.pt", "--hr-dir", "photos", "--out", "mine", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((workdir / "mine" / "metrics.json").read_text())
+    per_image = json.loads((workdir / "mine" / "per_image.json").read_text())
+    assert metrics["n_images"] == 2 and set(per_image) == {"one", "two"}
+    assert read_image(workdir / "mine" / "sr" / "one.png").shape == (33, 39, 3)  # mod-cropped to x3
+    assert not (workdir / "metrics").exists()  # the pipeline's own metrics are left alone
+
+    result = srbench("evaluate", "bicubic", "--hr-dir", "photos", cwd=workdir)
+    assert_one_line_error(result, "--out is required with --hr-dir")
+
+    result = srbench("upscale", "--model", "vdsr", "--weights", "vdsr.pt", "photos/one.png", "--out", "up", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert read_image(workdir / "up" / "one.png").shape == (99, 120, 3)
