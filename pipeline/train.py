@@ -11,7 +11,7 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json, write_text
 from srbench.data import PatchSampler, load_pairs, read_meta
-from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler, pick_device
+from srbench.inference import model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
 from srbench.models import MODELS, Discriminator, build_model, count_parameters, save_model
 from srbench.train import PRECISIONS, AdversarialObjective, PixelObjective, Precision, Schedule, fit
@@ -117,8 +117,8 @@ def train(
             )
         training_seconds = time.perf_counter() - started
 
-        per_image, outputs, _ = evaluate_pairs(model_upscaler(network, device), valid_pairs, scale, device)
-        final = mean_metrics(per_image)
+        last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
+        final = {key.removeprefix("val_"): value for key, value in last_validation.items() if key.startswith("val_")}
         summary = {
             "n_parameters": count_parameters(network),
             "training_seconds": round(training_seconds, 2),
@@ -129,8 +129,9 @@ def train(
         if model == "srgan":
             summary["vgg_weights"] = settings["vgg_weights"]
         mlflow.log_metrics({"training_seconds": training_seconds, **final})
-        for name in list(outputs)[:SAMPLE_IMAGES]:
-            mlflow.log_image(outputs[name], artifact_file=f"samples/{name}_sr.png")
+        upscale = model_upscaler(network, device)
+        for pair in valid_pairs[:SAMPLE_IMAGES]:
+            mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
 
         save_model(Path(f"models/{model}.pt"), network, model, scale, settings["arch"])
         write_json(Path(f"metrics/train/{model}.json"), summary)
