@@ -13,6 +13,7 @@ defaults (epsilon 1e-3, moving-average momentum 0.99, i.e. PyTorch ``momentum=0.
 from torch import Tensor, nn
 
 from srbench.models.srgan import SubPixelUpsample
+from srbench.models.vdsr import conv_relu_stack
 
 #: End of the slice of torchvision's ``vgg19().features`` giving the study's content features,
 #: Keras ``block3_conv4``: conv3_4 is ``features[16]``; a Keras conv layer includes its ReLU,
@@ -104,10 +105,7 @@ class VDSRStudy(nn.Module):
         if num_layers < 2:
             raise ValueError(f"VDSRStudy num_layers must be >= 2, got {num_layers}")
         self.scale = scale
-        layers: list[nn.Module] = [nn.Conv2d(num_channels, num_filters, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(num_layers - 2):
-            layers += [nn.Conv2d(num_filters, num_filters, 3, padding=1), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*conv_relu_stack(num_channels, num_filters, num_layers - 1))
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(num_filters, num_filters, 3, stride=scale, padding=1, output_padding=scale - 1),
             nn.ReLU(inplace=True),

@@ -14,6 +14,14 @@ from torch import Tensor, nn
 from srbench.degradation import imresize_tensor
 
 
+def conv_relu_stack(in_channels: int, num_filters: int, count: int) -> list[nn.Module]:
+    """``count`` 3 × 3 convolutions of ``num_filters`` filters, each followed by ReLU."""
+    layers: list[nn.Module] = []
+    for index in range(count):
+        layers += [nn.Conv2d(in_channels if index == 0 else num_filters, num_filters, 3, padding=1), nn.ReLU(inplace=True)]
+    return layers
+
+
 class VDSR(nn.Module):
     """VDSR: residual learning over the bicubic-upsampled input with a plain deep CNN."""
 
@@ -22,11 +30,9 @@ class VDSR(nn.Module):
         if depth < 2:
             raise ValueError(f"VDSR depth must be >= 2, got {depth}")
         self.scale = scale
-        layers: list[nn.Module] = [nn.Conv2d(num_channels, num_filters, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(num_filters, num_filters, 3, padding=1), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(num_filters, num_channels, 3, padding=1))
-        self.residual = nn.Sequential(*layers)
+        self.residual = nn.Sequential(
+            *conv_relu_stack(num_channels, num_filters, depth - 1), nn.Conv2d(num_filters, num_channels, 3, padding=1)
+        )
         for module in self.residual:
             if isinstance(module, nn.Conv2d):  # He et al. initialisation, as in the paper
                 nn.init.normal_(module.weight, std=math.sqrt(2.0 / (9 * module.out_channels)))
