@@ -7,106 +7,47 @@ import io
 import re
 import socket
 import tarfile
-import threading
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_data import (
+    BENCHMARK_IMAGES,
+    ServerState,
+    file_digest,
+    make_fake_benchmark,
+    make_fake_div2k,
+    make_zip,
+    serve,
+    write_checksums,
+)
 from PIL import Image
 
 from srbench import download
 from srbench.download import (
+    BENCHMARK_ARCHIVES,
+    BENCHMARK_SETS,
     DIV2K_ARCHIVES,
     Archive,
+    download_benchmark,
     download_div2k,
     export_samples,
     fetch,
     import_folder,
+    read_checksums,
     safe_extract,
+    with_checksums,
 )
 from srbench.errors import DownloadError, InvalidImageError, SrbenchError, UnsafeArchiveError
-
-
-@dataclass
-class ServerState:
-    """What the test server serves and what it has seen."""
-
-    root: Path
-    url: str = ""
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-    cut_after: dict[str, list[int]] = field(default_factory=dict)  # name -> bytes sent per request
-    ignore_range: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.requests]
-
-
-class RangeHandler(BaseHTTPRequestHandler):
-    """Serves files of ``state.root`` with Range support; can cut transfers short."""
-
-    server: ThreadingHTTPServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        state: ServerState = self.server.state  # type: ignore[attr-defined]
-        name = self.path.lstrip("/")
-        range_header = self.headers.get("Range")
-        with state.lock:
-            state.requests.append((name, range_header))
-            cuts = state.cut_after.get(name)
-            cut = cuts.pop(0) if cuts else None
-        path = state.root / name
-        if not path.is_file():
-            self.send_error(404, "Not Found")
-            return
-        data = path.read_bytes()
-        match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
-        if match and not state.ignore_range:
-            start = int(match.group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body = data[start:]
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            body = data
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if cut is not None:
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        """Keep the test output quiet."""
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerState]:
     root = tmp_path / "www"
     root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    state = ServerState(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}")
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve(root) as state:
+        yield state
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +163,29 @@ def test_fetch_404(server: ServerState, tmp_path: Path) -> None:
     assert len(server.requests) == 1  # an HTTP error is not retried
 
 
+def test_fetch_md5_checksum(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    dest = tmp_path / "blob.bin"
+    md5 = hashlib.md5(PAYLOAD).hexdigest().upper()  # hex digits in either case
+    assert fetch(url, dest, md5) == dest
+    assert fetch(url, dest, md5) == dest
+    assert server.requests == [("blob.bin", None)]
+    with pytest.raises(DownloadError, match="md5 mismatch"):
+        fetch(url, tmp_path / "other.bin", "f" * 32)
+    assert list(tmp_path.glob("other.bin*")) == []
+
+
+@pytest.mark.parametrize("checksum", ["", "abc", "a" * 40, "g" * 64, "0" * 63])
+def test_checksum_neither_md5_nor_sha256(
+    server: ServerState, tmp_path: Path, checksum: str
+) -> None:
+    with pytest.raises(SrbenchError, match="pack.zip: checksum .* neither an MD5"):
+        Archive("pack.zip", checksum, None)
+    with pytest.raises(SrbenchError, match="blob.bin: checksum .* neither an MD5"):
+        fetch(serve_file(server, "blob.bin", PAYLOAD), tmp_path / "blob.bin", checksum)
+    assert server.requests == []
+
+
 def test_fetch_unreachable_server(tmp_path: Path) -> None:
     with socket.socket() as sock:  # find a free port, then leave it closed
         sock.bind(("127.0.0.1", 0))
@@ -234,13 +198,6 @@ def test_fetch_unreachable_server(tmp_path: Path) -> None:
 
 
 # --- safe_extract --------------------------------------------------------------------------
-
-
-def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, content in entries.items():
-            zf.writestr(zipfile.ZipInfo(name), content)
-    return path
 
 
 def add_tar_entry(
@@ -318,38 +275,12 @@ def test_safe_extract_rejects_non_archive(tmp_path: Path) -> None:
 # --- download_div2k ------------------------------------------------------------------------
 
 
-def png_bytes(rng: np.random.Generator, side: int) -> bytes:
-    buffer = io.BytesIO()
-    pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_fake_div2k(root: Path, scale: int = 2, drop_lr: str | None = None) -> dict[str, Archive]:
-    """Write tiny DIV2K-like archives (2 train, 1 valid image) into ``root``; return checksums."""
-    rng = np.random.default_rng(1)
-    ids = {"train": ["0001", "0002"], "valid": ["0801"]}
-    archives: dict[str, Archive] = {}
-    for split, names in ids.items():
-        hr = {f"DIV2K_{split}_HR/{n}.png": png_bytes(rng, 24) for n in names}
-        lr = {
-            f"DIV2K_{split}_LR_bicubic/X{scale}/{n}x{scale}.png": png_bytes(rng, 24 // scale)
-            for n in names
-            if n != drop_lr
-        }
-        zips = {f"DIV2K_{split}_HR.zip": hr, f"DIV2K_{split}_LR_bicubic_X{scale}.zip": lr}
-        for name, entries in zips.items():
-            path = make_zip(root / name, entries)
-            archives[name] = Archive(name, sha256_of(path.read_bytes()), path.stat().st_size)
-    return archives
-
-
 def relative_files(path: Path) -> list[str]:
     return [p.relative_to(path).as_posix() for p in files_under(path)]
 
 
 def test_download_div2k_layout_and_cache(server: ServerState, tmp_path: Path) -> None:
-    archives = make_fake_div2k(server.root)
+    archives = make_fake_div2k(server.root, n_train=2, n_valid=1, side=24)
     out_dir, cache_dir = tmp_path / "data" / "raw", tmp_path / "cache"
     download_div2k(out_dir, 2, cache_dir, mirror=server.url + "/", archives=archives)
     assert relative_files(out_dir) == [
@@ -383,7 +314,7 @@ def test_download_div2k_unknown_scale(tmp_path: Path) -> None:
 
 
 def test_download_div2k_missing_lr_partner(server: ServerState, tmp_path: Path) -> None:
-    archives = make_fake_div2k(server.root, drop_lr="0002")
+    archives = make_fake_div2k(server.root, n_train=2, n_valid=1, side=24, drop_lr="0002")
     out_dir = tmp_path / "raw"
     with pytest.raises(SrbenchError, match="0002"):
         download_div2k(out_dir, 2, tmp_path / "cache", mirror=server.url, archives=archives)
@@ -394,7 +325,223 @@ def test_div2k_archive_table() -> None:
     assert DIV2K_ARCHIVES["DIV2K_train_HR.zip"].size == 3530603713
     lr_names = {f"DIV2K_{s}_LR_bicubic_X{x}.zip" for s in ("train", "valid") for x in (2, 3, 4)}
     assert lr_names < set(DIV2K_ARCHIVES)
-    assert all(re.fullmatch(r"[0-9a-f]{64}", a.sha256) for a in DIV2K_ARCHIVES.values())
+    assert all(re.fullmatch(r"[0-9a-f]{64}", a.checksum) for a in DIV2K_ARCHIVES.values())
+
+
+def test_download_div2k_with_checksum_file(server: ServerState, tmp_path: Path) -> None:
+    published = make_fake_div2k(server.root)  # 3 train, 2 valid images of 96 px
+    sums = write_checksums(tmp_path / "SHA256SUMS", published.values())
+    archives = with_checksums(DIV2K_ARCHIVES, read_checksums(sums))
+    out_dir = tmp_path / "raw"
+    download_div2k(out_dir, 2, tmp_path / "cache", mirror=server.url, archives=archives)
+    ids = {"train": ["0001", "0002", "0003"], "valid": ["0801", "0802"]}
+    assert relative_files(out_dir) == [
+        f"{split}/{folder}/{name}.png"
+        for split, names in ids.items()
+        for folder in ("HR", "LR_bicubic/X2")
+        for name in names
+    ]
+    with Image.open(out_dir / "valid/LR_bicubic/X2/0802.png") as lr:
+        assert lr.size == (48, 48)
+
+
+# --- checksum files ------------------------------------------------------------------------
+
+
+def test_read_checksums(tmp_path: Path) -> None:
+    sha, md5 = "ab" * 32, "CD" * 16
+    path = tmp_path / "SUMS"
+    path.write_text(
+        f"# published by a mirror\n\n{sha}  DIV2K_train_HR.zip\n  \n{md5} *benchmark.tar\r\n"
+        f"{sha}  name with spaces.zip\n"
+    )
+    assert read_checksums(path) == {
+        "DIV2K_train_HR.zip": sha,
+        "benchmark.tar": md5.lower(),
+        "name with spaces.zip": sha,
+    }
+    assert read_checksums(write_checksums(tmp_path / "again", [Archive("a.zip", md5, 3)])) == {
+        "a.zip": md5.lower()
+    }
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        "abc  short.zip",
+        f"{'a' * 40}  sha1.zip",
+        f"{'a' * 64}",
+        f"{'a' * 64} one-space.zip",
+        f"{'a' * 64}\ttab.zip",
+        f"{'z' * 64}  not-hex.zip",
+    ],
+)
+def test_read_checksums_malformed_line(tmp_path: Path, bad_line: str) -> None:
+    path = tmp_path / "SUMS"
+    path.write_text(f"# header\n{'0' * 64}  ok.zip\n{bad_line}\n")
+    with pytest.raises(SrbenchError, match=re.escape(f"{path}:3: malformed line")):
+        read_checksums(path)
+
+
+def test_read_checksums_conflicting_lines(tmp_path: Path) -> None:
+    path = tmp_path / "SUMS"
+    path.write_text(f"{'0' * 64}  a.zip\n{'0' * 64}  a.zip\n{'1' * 64}  a.zip\n")
+    with pytest.raises(SrbenchError, match=re.escape(f"{path}:3:") + ".*a.zip"):
+        read_checksums(path)
+
+
+def test_read_checksums_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "SHA256SUMS"
+    with pytest.raises(SrbenchError, match=re.escape(str(path))):
+        read_checksums(path)
+
+
+def test_with_checksums() -> None:
+    hr, new = "1" * 64, "2" * 32
+    merged = with_checksums(DIV2K_ARCHIVES, {"DIV2K_train_HR.zip": hr, "extra.tar": new})
+    assert merged["DIV2K_train_HR.zip"] == Archive("DIV2K_train_HR.zip", hr, None)
+    assert merged["extra.tar"] == Archive("extra.tar", new, None)
+    assert merged["DIV2K_valid_HR.zip"] is DIV2K_ARCHIVES["DIV2K_valid_HR.zip"]
+    assert set(merged) == set(DIV2K_ARCHIVES) | {"extra.tar"}
+    assert DIV2K_ARCHIVES["DIV2K_train_HR.zip"].size == 3530603713  # the original is untouched
+    with pytest.raises(SrbenchError, match="bad.zip"):
+        with_checksums(DIV2K_ARCHIVES, {"bad.zip": "xyz"})
+
+
+# --- download_benchmark --------------------------------------------------------------------
+
+
+def test_download_benchmark_layout_and_cache(
+    server: ServerState, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archives = {"benchmark.tar": make_fake_benchmark(server.root)}
+    out_dir, cache_dir = tmp_path / "data" / "benchmark", tmp_path / "cache"
+    with caplog.at_level("INFO", logger="srbench.download"):
+        download_benchmark(
+            out_dir, ["Set5", "Urban100"], 4, cache_dir, mirror=server.url + "/", archives=archives
+        )
+    assert relative_files(out_dir) == [
+        "Set5/HR/baby.png",
+        "Set5/HR/bird.png",
+        "Set5/LR_bicubic/X4/baby.png",
+        "Set5/LR_bicubic/X4/bird.png",
+        "Urban100/HR/img_001.png",
+        "Urban100/HR/img_002.png",
+        "Urban100/LR_bicubic/X4/img_001.png",
+        "Urban100/LR_bicubic/X4/img_002.png",
+    ]
+    for hr_path in out_dir.glob("*/HR/*.png"):
+        lr_path = hr_path.parent.parent / "LR_bicubic" / "X4" / hr_path.name
+        with Image.open(hr_path) as hr, Image.open(lr_path) as lr:
+            assert lr.size == (hr.width // 4, hr.height // 4)
+    with Image.open(out_dir / "Urban100/HR/img_001.png") as hr:
+        assert hr.size == (96, 96)
+    assert "benchmark Set5: 2 HR/LR pairs (x4)" in caplog.messages
+    assert "benchmark Urban100: 2 HR/LR pairs (x4)" in caplog.messages
+    assert server.requests == [("benchmark.tar", None)]
+    assert [p.name for p in cache_dir.iterdir()] == ["benchmark.tar"]  # temp dir removed
+    assert [p.name for p in out_dir.parent.iterdir()] == ["benchmark"]  # no staging dirs left
+
+    download_benchmark(out_dir, "Set14", 2, cache_dir, mirror=server.url, archives=archives)
+    assert len(server.requests) == 1  # served from the cache
+    assert relative_files(out_dir) == [
+        "Set14/HR/baboon.png",
+        "Set14/HR/barbara.png",
+        "Set14/LR_bicubic/X2/baboon.png",
+        "Set14/LR_bicubic/X2/barbara.png",
+    ]
+
+
+def test_download_benchmark_md5_mismatch(server: ServerState, tmp_path: Path) -> None:
+    make_fake_benchmark(server.root)
+    archives = {"benchmark.tar": Archive("benchmark.tar", "0" * 32, None)}
+    out_dir, cache_dir = tmp_path / "benchmark", tmp_path / "cache"
+    with pytest.raises(DownloadError, match="md5 mismatch") as info:
+        download_benchmark(out_dir, ["Set5"], 2, cache_dir, mirror=server.url, archives=archives)
+    assert file_digest(server.root / "benchmark.tar", "md5") in str(info.value)
+    assert list(cache_dir.iterdir()) == []
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("sets", "scale", "message"),
+    [
+        (["Set5", "Set6"], 4, "'Set6': unknown (choices: Set5, Set14, B100, Urban100)"),
+        (["set5"], 2, "'set5': unknown"),
+        ([], 2, "no benchmark set given (choices: Set5, Set14, B100, Urban100)"),
+        (["Set5"], 8, "scale 8: the benchmark sets have bicubic LR images for x2, x3, x4 only"),
+    ],
+)
+def test_download_benchmark_bad_arguments(
+    server: ServerState, tmp_path: Path, sets: list[str], scale: int, message: str
+) -> None:
+    archives = {"benchmark.tar": make_fake_benchmark(server.root)}
+    with pytest.raises(SrbenchError, match=re.escape(message)):
+        download_benchmark(
+            tmp_path / "out", sets, scale, tmp_path / "cache", mirror=server.url, archives=archives
+        )
+    assert server.requests == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["www"]
+
+
+def test_download_benchmark_without_checksum(server: ServerState, tmp_path: Path) -> None:
+    make_fake_benchmark(server.root)
+    with pytest.raises(SrbenchError, match="no checksum known for benchmark.tar"):
+        download_benchmark(
+            tmp_path / "out", ["Set5"], 2, tmp_path / "cache", server.url, DIV2K_ARCHIVES
+        )
+    assert server.requests == []
+
+
+def test_download_benchmark_missing_lr_partner(server: ServerState, tmp_path: Path) -> None:
+    archives = {"benchmark.tar": make_fake_benchmark(server.root, scales=(2, 3))}
+    out_dir = tmp_path / "out"
+    message = "baby.png: no LR partner babyx4.png for benchmark Set5 x4"
+    with pytest.raises(SrbenchError, match=re.escape(message)):
+        download_benchmark(
+            out_dir, ["Set5"], 4, tmp_path / "cache", mirror=server.url, archives=archives
+        )
+    assert not out_dir.exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["benchmark.tar"]
+
+
+def serve_tar(state: ServerState, entries: dict[str, bytes]) -> dict[str, Archive]:
+    path = state.root / "benchmark.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, content in entries.items():
+            add_tar_entry(tf, name, content)
+    return {"benchmark.tar": Archive("benchmark.tar", file_digest(path, "md5"), None)}
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({}, "benchmark set Set14: not found in "),
+        ({"Set14/HR/baboon.png": b"png"}, "benchmark set Set14: not found in "),
+        (
+            {"benchmark/Set14/LR_bicubic/X2/baboonx2.png": b"png"},
+            "/benchmark/Set14/HR: no HR PNG images for benchmark Set14",
+        ),
+    ],
+)
+def test_download_benchmark_incomplete_archive(
+    server: ServerState, tmp_path: Path, entries: dict[str, bytes], message: str
+) -> None:
+    set5 = {"benchmark/Set5/HR/baby.png": b"png", "benchmark/Set5/LR_bicubic/X2/babyx2.png": b"png"}
+    archives = serve_tar(server, {**set5, **entries})
+    out_dir = tmp_path / "out"
+    with pytest.raises(SrbenchError, match=re.escape(message)):
+        download_benchmark(
+            out_dir, ["Set5", "Set14"], 2, tmp_path / "cache", mirror=server.url, archives=archives
+        )
+    assert not out_dir.exists()
+
+
+def test_benchmark_tables() -> None:
+    assert BENCHMARK_SETS == ("Set5", "Set14", "B100", "Urban100")
+    assert set(BENCHMARK_IMAGES) == set(BENCHMARK_SETS)  # the fake covers every set
+    archive = BENCHMARK_ARCHIVES["benchmark.tar"]
+    assert archive == Archive("benchmark.tar", "4ace41d33c2384b97e6b320cd0afd6ba", None)
 
 
 # --- export_samples / import_folder --------------------------------------------------------
@@ -495,4 +642,3 @@ def test_import_folder_too_few_images(tmp_path: Path) -> None:
     write_image(folder / "only.png", "RGB", (8, 8))
     with pytest.raises(SrbenchError, match="at least 2"):
         import_folder(folder, tmp_path / "raw", n_valid=1, seed=0, max_side=None)
-

@@ -7,6 +7,9 @@ Layout written under ``out_dir``::
     train/LR_bicubic/X<scale>/<name>.png   (DIV2K only: the official bicubic LR images)
     valid/LR_bicubic/X<scale>/<name>.png
 
+:func:`download_benchmark` writes the EDSR benchmark test sets the same way, one folder per
+set: ``<Set>/HR/<name>.png`` and ``<Set>/LR_bicubic/X<scale>/<name>.png``.
+
 Everything is first written to a temporary directory next to ``out_dir`` and renamed into
 place at the end, so a failure never leaves a half-written ``out_dir``.
 """
@@ -27,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -42,13 +45,31 @@ from srbench.images import list_images, open_image, to_rgb
 logger = logging.getLogger(__name__)
 
 
+_ALGORITHMS = {32: "md5", 64: "sha256"}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def _algorithm(checksum: str, owner: str) -> str:
+    """The hash algorithm of a hex digest, told by its length (MD5: 32 digits, SHA-256: 64)."""
+    algorithm = _ALGORITHMS.get(len(checksum))
+    if algorithm is None or not _HEX.fullmatch(checksum):
+        raise SrbenchError(
+            f"{owner}: checksum {checksum!r} is neither an MD5 (32 hex digits) "
+            "nor a SHA-256 (64 hex digits)"
+        )
+    return algorithm
+
+
 @dataclass(frozen=True)
 class Archive:
-    """A published archive: file name, expected SHA-256 and (when known) size in bytes."""
+    """A published archive: file name, MD5 or SHA-256 hex digest, and size in bytes if known."""
 
     name: str
-    sha256: str
+    checksum: str
     size: int | None
+
+    def __post_init__(self) -> None:
+        _algorithm(self.checksum, self.name)
 
 
 DIV2K_MIRROR = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
@@ -101,12 +122,23 @@ DIV2K_ARCHIVES: dict[str, Archive] = {
 
 SPLITS = ("train", "valid")
 
+BENCHMARK_MIRROR = "https://cv.snu.ac.kr/research/EDSR"
+
+BENCHMARK_ARCHIVES: dict[str, Archive] = {
+    "benchmark.tar": Archive("benchmark.tar", "4ace41d33c2384b97e6b320cd0afd6ba", None),
+}
+
+BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
+
+BENCHMARK_SCALES = (2, 3, 4)
+
 _CHUNK = 1 << 20
 _ATTEMPTS = 3
 _RETRY_DELAY_S = 2.0
 _PROGRESS_PERCENT = 5.0
 _PROGRESS_SECONDS = 2.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+_CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}|[0-9a-fA-F]{32}) [ *](\S.*)")
 
 
 def _stereo_motorcycle(index: int) -> Callable[[], np.ndarray]:
@@ -132,8 +164,8 @@ class _Interrupted(Exception):
     """A transfer stopped early; the ``.part`` file is kept so that the next attempt resumes."""
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _hash_file(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm, usedforsecurity=False)  # an integrity check, not security
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
@@ -203,16 +235,18 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
 
 
 def fetch(
-    url: str, dest: Path, sha256: str, size: int | None = None, timeout: float = 60.0
+    url: str, dest: Path, checksum: str, size: int | None = None, timeout: float = 60.0
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable, retried, checksum-verified) and return ``dest``.
 
-    An existing ``dest`` with the right SHA-256 is reused; a wrong one is downloaded again.
+    ``checksum`` is an MD5 or SHA-256 hex digest (told apart by length). An existing ``dest``
+    with the right checksum is reused; a wrong one is downloaded again.
     """
     dest = Path(dest)
-    expected_sha = sha256.lower()
+    algorithm = _algorithm(checksum, dest.name)
+    expected = checksum.lower()
     if dest.exists():
-        if _sha256_file(dest) == expected_sha:
+        if _hash_file(dest, algorithm) == expected:
             logger.info("%s: cached", dest)
             return dest
         logger.warning("%s: checksum does not match, downloading it again", dest)
@@ -238,15 +272,54 @@ def fetch(
         raise DownloadError(
             f"{url}: size mismatch: expected {size} bytes, got {actual_size} (file deleted)"
         )
-    actual_sha = _sha256_file(part)
-    if actual_sha != expected_sha:
+    actual = _hash_file(part, algorithm)
+    if actual != expected:
         part.unlink()
         raise DownloadError(
-            f"{url}: sha256 mismatch: expected {expected_sha}, got {actual_sha} (file deleted)"
+            f"{url}: {algorithm} mismatch: expected {expected}, got {actual} (file deleted)"
         )
     os.replace(part, dest)
     logger.info("%s: downloaded and verified (%s)", dest, _mib(actual_size))
     return dest
+
+
+def read_checksums(path: Path) -> dict[str, str]:
+    """Read a ``sha256sum``/``md5sum`` file (``<hex>  <name>`` or ``<hex> *<name>``) as {name: hex}.
+
+    Blank lines and ``#`` comments are skipped.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SrbenchError(f"{path}: cannot read checksum file ({exc})") from exc
+    checksums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _CHECKSUM_LINE.fullmatch(line)
+        if match is None:
+            raise SrbenchError(
+                f"{path}:{number}: malformed line {line!r} "
+                "(expected '<md5 or sha256 hex>  <name>' or '<hex> *<name>')"
+            )
+        name, checksum = match.group(2), match.group(1).lower()
+        if checksums.get(name, checksum) != checksum:
+            raise SrbenchError(f"{path}:{number}: second, different checksum for {name}")
+        checksums[name] = checksum
+    return checksums
+
+
+def with_checksums(archives: dict[str, Archive], overrides: dict[str, str]) -> dict[str, Archive]:
+    """A copy of ``archives`` with the checksums of ``overrides`` ({name: hex}), e.g. for a mirror.
+
+    Overridden archives lose their size (a mirror may repack them); unknown names are added.
+    """
+    merged = dict(archives)
+    for name, checksum in overrides.items():
+        merged[name] = Archive(name, checksum, None)
+    return merged
 
 
 def _check_entry(archive: Path, name: str) -> PurePosixPath:
@@ -331,6 +404,57 @@ def _known_scales(archives: dict[str, Archive]) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+def _fetch_archives(
+    names: Iterable[str], archives: dict[str, Archive], mirror: str, cache_dir: Path
+) -> list[Path]:
+    """Fetch the named archives from ``mirror`` into ``cache_dir``, checked against ``archives``."""
+    base = mirror.rstrip("/")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        fetch(f"{base}/{name}", cache_dir / name, archives[name].checksum, archives[name].size)
+        for name in names
+    ]
+
+
+@contextlib.contextmanager
+def _extracted(paths: Iterable[Path], cache_dir: Path) -> Iterator[Path]:
+    """Yield a temporary directory in ``cache_dir`` holding the contents of archives ``paths``."""
+    extract_dir = Path(tempfile.mkdtemp(prefix="extract-", dir=cache_dir))
+    try:
+        for path in paths:
+            safe_extract(path, extract_dir)
+        yield extract_dir
+    finally:
+        shutil.rmtree(extract_dir, ignore_errors=True)
+
+
+def _move_pairs(
+    hr_dir: Path, lr_dir: Path, out: Path, scale: int, limit: int | None, origin: str
+) -> None:
+    """Move HR/LR pairs into ``out``, the LR image renamed to its HR image's name.
+
+    ``hr_dir/<name>.png`` goes to ``out/HR/<name>.png`` and its partner
+    ``lr_dir/<name>x<scale>.png`` to ``out/LR_bicubic/X<scale>/<name>.png``; ``limit`` keeps the
+    first N HR images. ``origin`` names the images in messages.
+    """
+    hr_files = sorted(hr_dir.glob("*.png"))
+    if not hr_files:
+        raise SrbenchError(f"{hr_dir}: no HR PNG images for {origin}")
+    if limit is not None:
+        hr_files = hr_files[:limit]
+    hr_out = out / "HR"
+    lr_out = out / "LR_bicubic" / f"X{scale}"
+    hr_out.mkdir(parents=True)
+    lr_out.mkdir(parents=True)
+    for hr in hr_files:
+        lr = lr_dir / f"{hr.stem}x{scale}.png"
+        if not lr.is_file():
+            raise SrbenchError(f"{hr.name}: no LR partner {lr.name} for {origin} x{scale}")
+        shutil.move(hr, hr_out / hr.name)
+        shutil.move(lr, lr_out / hr.name)
+    logger.info("%s: %d HR/LR pairs (x%d)", origin, len(hr_files), scale)
+
+
 def download_div2k(
     out_dir: Path,
     scale: int,
@@ -358,47 +482,56 @@ def download_div2k(
             )
         if hr_name not in archives:
             raise SrbenchError(f"no checksum known for DIV2K archive {hr_name}")
-    base = mirror.rstrip("/")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        name: fetch(f"{base}/{name}", cache_dir / name, archives[name].sha256, archives[name].size)
-        for pair in needed.values()
-        for name in pair
-    }
-    extract_dir = Path(tempfile.mkdtemp(prefix="extract-", dir=cache_dir))
-    try:
-        for path in files.values():
-            safe_extract(path, extract_dir)
-        with _staged_output(out_dir) as stage:
-            for split in SPLITS:
-                _move_div2k_split(extract_dir, stage, split, scale, limit)
-    finally:
-        shutil.rmtree(extract_dir, ignore_errors=True)
-
-
-def _move_div2k_split(
-    extract_dir: Path, stage: Path, split: str, scale: int, limit: int | None
-) -> None:
-    hr_dir = extract_dir / f"DIV2K_{split}_HR"
-    lr_dir = extract_dir / f"DIV2K_{split}_LR_bicubic" / f"X{scale}"
-    hr_files = sorted(hr_dir.glob("*.png"))
-    if not hr_files:
-        raise SrbenchError(f"{hr_dir}: no PNG images found in the DIV2K {split} HR archive")
-    if limit is not None:
-        hr_files = hr_files[:limit]
-    hr_out = stage / split / "HR"
-    lr_out = stage / split / "LR_bicubic" / f"X{scale}"
-    hr_out.mkdir(parents=True)
-    lr_out.mkdir(parents=True)
-    for hr in hr_files:
-        lr = lr_dir / f"{hr.stem}x{scale}.png"
-        if not lr.is_file():
-            raise SrbenchError(
-                f"{hr.name}: no LR partner {lr.name} in the DIV2K {split} x{scale} archive"
+    names = [name for pair in needed.values() for name in pair]
+    files = _fetch_archives(names, archives, mirror, cache_dir)
+    with _extracted(files, cache_dir) as extract_dir, _staged_output(out_dir) as stage:
+        for split in SPLITS:
+            _move_pairs(
+                extract_dir / f"DIV2K_{split}_HR",
+                extract_dir / f"DIV2K_{split}_LR_bicubic" / f"X{scale}",
+                stage / split,
+                scale,
+                limit,
+                f"DIV2K {split}",
             )
-        shutil.move(hr, hr_out / hr.name)
-        shutil.move(lr, lr_out / hr.name)
-    logger.info("DIV2K %s: %d HR/LR pairs (x%d)", split, len(hr_files), scale)
+
+
+def download_benchmark(
+    out_dir: Path,
+    sets: Sequence[str],
+    scale: int,
+    cache_dir: Path,
+    mirror: str = BENCHMARK_MIRROR,
+    archives: dict[str, Archive] = BENCHMARK_ARCHIVES,
+) -> None:
+    """Fetch EDSR's benchmark archive and lay out the x``scale`` pairs of ``sets`` in ``out_dir``.
+
+    Writes ``<Set>/HR/<name>.png`` and ``<Set>/LR_bicubic/X<scale>/<name>.png`` for each
+    requested set only; the archive is cached in ``cache_dir``.
+    """
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    wanted = [sets] if isinstance(sets, str) else list(dict.fromkeys(sets))
+    choices = ", ".join(BENCHMARK_SETS)
+    if not wanted:
+        raise SrbenchError(f"no benchmark set given (choices: {choices})")
+    for name in wanted:
+        if name not in BENCHMARK_SETS:
+            raise SrbenchError(f"benchmark set {name!r}: unknown (choices: {choices})")
+    if scale not in BENCHMARK_SCALES:
+        raise SrbenchError(
+            f"scale {scale}: the benchmark sets have bicubic LR images for "
+            f"x{', x'.join(map(str, BENCHMARK_SCALES))} only"
+        )
+    if "benchmark.tar" not in archives:
+        raise SrbenchError("no checksum known for benchmark.tar")
+    files = _fetch_archives(["benchmark.tar"], archives, mirror, cache_dir)
+    with _extracted(files, cache_dir) as extract_dir, _staged_output(out_dir) as stage:
+        for name in wanted:
+            set_dir = extract_dir / "benchmark" / name
+            if not set_dir.is_dir():
+                raise SrbenchError(f"benchmark set {name}: not found in {files[0]}")
+            hr_dir, lr_dir = set_dir / "HR", set_dir / "LR_bicubic" / f"X{scale}"
+            _move_pairs(hr_dir, lr_dir, stage / name, scale, None, f"benchmark {name}")
 
 
 def _center_crop(image: Image.Image, max_side: int | None) -> Image.Image:
