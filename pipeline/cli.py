@@ -8,6 +8,7 @@ from pipeline.common import setup_logging
 from pipeline.download import download
 from pipeline.evaluate import evaluate
 from pipeline.prepare import prepare
+from pipeline.profile import profile
 from pipeline.report import report
 from pipeline.train import train
 from pipeline.upscale import upscale
@@ -19,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (download, prepare, train, evaluate, report, upscale):
+for command in (download, prepare, train, evaluate, report, upscale, profile):
     app.command()(command)
 
 

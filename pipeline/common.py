@@ -75,6 +75,12 @@ class Params:
             raise self._fail(key, value, "must be a positive number")
         return float(value)
 
+    def non_negative_float(self, key: str) -> float:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise self._fail(key, value, "must be a number >= 0")
+        return float(value)
+
     def optional_positive_float(self, key: str) -> float | None:
         return None if self.get(key) is None else self.positive_float(key)
 
@@ -89,6 +95,12 @@ class Params:
         if not isinstance(value, str) or not value:
             raise self._fail(key, value, "expected a non-empty string")
         return value
+
+    def existing_file(self, key: str) -> Path:
+        path = Path(self.string(key)).expanduser()
+        if not path.is_file():
+            raise self._fail(key, str(path), "file not found")
+        return path
 
     def existing_dir(self, key: str) -> Path:
         path = Path(self.string(key)).expanduser()

@@ -1,33 +1,46 @@
-"""`srbench download`: the raw HR images (and official LR images for DIV2K) into data/raw."""
+"""`srbench download`: the raw HR images (and official LR images for DIV2K and the benchmark
+sets) into data/raw, plus data/raw/dataset.json naming the data."""
 
 from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, logger, mlflow_run
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
 from srbench import download as library
 from srbench.images import list_images
 
 SOURCES = ("samples", "div2k", "folder")
+DATASET_NAMES = {"samples": "scikit-image photographs", "div2k": "DIV2K"}
 
 
 def download(
     params_file: Path = PARAMS_OPTION,
-    out: Path = typer.Option(Path("data/raw"), help="Where the train/ and valid/ folders go."),
+    out: Path = typer.Option(Path("data/raw"), help="Where the train/, valid/ and benchmark/ folders go."),
 ) -> None:
-    """Fetch the data set named by data.source: samples (embedded), div2k or folder."""
+    """Fetch the data set named by data.source (samples, div2k or folder) and data.benchmark_sets."""
     params = Params(params_file)
     source = params.choice("data.source", SOURCES)
     n_valid = params.integer("data.n_valid", minimum=1)
     seed = params.integer("data.seed")
     max_side = params.optional_integer("data.max_side", minimum=16)
+    benchmark_sets = params.get("data.benchmark_sets")
+    if not isinstance(benchmark_sets, list) or not set(benchmark_sets) <= set(library.BENCHMARK_SETS):
+        raise ParamError(
+            f"{params.path}: data.benchmark_sets = {benchmark_sets!r}: a list of any of {', '.join(library.BENCHMARK_SETS)}"
+        )
+    checksums = {}
+    if params.get("data.checksums") is not None:
+        checksums = library.read_checksums(params.existing_file("data.checksums"))
     if source == "folder":
         folder = params.existing_dir("data.folder")
-    if source == "div2k":
+    if source == "div2k" or benchmark_sets:
         scale = params.choice("prepare.scale", (2, 3, 4))
-        mirror = params.string("data.div2k_mirror")
         cache_dir = Path(params.string("data.cache_dir")).expanduser()
+    if source == "div2k":
+        div2k_mirror = params.string("data.div2k_mirror")
         limit = params.optional_integer("data.div2k_limit", minimum=1)
+    if benchmark_sets:
+        benchmark_mirror = params.string("data.benchmark_mirror")
 
     with mlflow_run("download", params.section("data")) as mlflow:
         if source == "samples":
@@ -35,7 +48,13 @@ def download(
         elif source == "folder":
             library.import_folder(folder, out, n_valid=n_valid, seed=seed, max_side=max_side)
         else:
-            library.download_div2k(out, scale=scale, cache_dir=cache_dir, mirror=mirror, limit=limit)
+            archives = library.with_checksums(library.DIV2K_ARCHIVES, checksums)
+            library.download_div2k(out, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)
+        if benchmark_sets:
+            archives = library.with_checksums(library.BENCHMARK_ARCHIVES, checksums)
+            library.download_benchmark(out / "benchmark", benchmark_sets, scale, cache_dir, benchmark_mirror, archives)
+        write_json(out / "dataset.json", {"name": DATASET_NAMES.get(source) or str(folder), "source": source})
         counts = {split: len(list_images(out / split / "HR")) for split in ("train", "valid")}
-        mlflow.log_metrics({f"{split}_images": count for split, count in counts.items()})
-        logger.info("data/raw: %d training and %d validation images from %s", counts["train"], counts["valid"], source)
+        counts |= {name: len(list_images(out / "benchmark" / name / "HR")) for name in benchmark_sets}
+        mlflow.log_metrics({f"{name}_images": count for name, count in counts.items()})
+        logger.info("data/raw from %s: %s", source, ", ".join(f"{count} {name}" for name, count in counts.items()))

@@ -1,31 +1,71 @@
-"""`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) of a model or of bicubic."""
+"""`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) and, when its weights
+load, LPIPS of a model or of bicubic, on every prepared test set."""
 
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
-from srbench.data import load_pairs, pairs_from_hr_folder, read_meta
+from srbench.data import ImagePair, load_pairs, pairs_from_hr_folder, read_meta
+from srbench.download import BENCHMARK_SETS
 from srbench.images import write_png
-from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
+from srbench.inference import Upscaler, bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
 from srbench.models import MODELS, load_model
+from srbench.perceptual import LPIPS, load_lpips
 
-SAMPLE_IMAGES = 3  # SR images attached to the MLflow run
+SAMPLE_IMAGES = 3  # SR images per test set attached to the MLflow run
+
+
+def evaluation_sets(data: Path) -> dict[str, Path]:
+    """The prepared test sets: ``valid`` (the held-out split), then the benchmark sets prepared."""
+    found = {"valid": data / "valid"}
+    for name in BENCHMARK_SETS:
+        if (data / "benchmark" / name).is_dir():
+            found[name] = data / "benchmark" / name
+    return found
+
+
+def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict]) -> None:
+    """results/MODEL/<set>/sr/*.png and per_image.json, written next to ``out`` and renamed."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for set_name, images in outputs.items():
+        for name, sr in images.items():
+            write_png(tmp / set_name / "sr" / f"{name}.png", sr)
+        write_json(tmp / set_name / "per_image.json", per_image[set_name])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def _score(
+    upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None, lpips: LPIPS | None
+) -> tuple[dict, dict, dict]:
+    """Mean metrics (LPIPS None when unavailable), per-image metrics and SR images of one test set."""
+    per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, device)
+    if lpips is not None:
+        for pair in pairs:
+            per_image[pair.name]["lpips"] = lpips(outputs[pair.name], pair.hr)
+    megapixels = sum(sr.shape[0] * sr.shape[1] for sr in outputs.values()) / 1e6
+    summary = {"lpips": None, **mean_metrics(per_image), "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
+    return summary, per_image, outputs
 
 
 def evaluate(
     model: str = typer.Argument(..., help=f"bicubic or one of: {', '.join(MODELS)}."),
     params_file: Path = PARAMS_OPTION,
-    data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare (its valid/ pairs are the test set)."),
+    data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare: valid/ and benchmark/<set>/ pairs."),
     hr_dir: Path = typer.Option(None, "--hr-dir", help="Evaluate on this folder of HR images instead, degraded like the training data."),
     out: Path = typer.Option(None, help="Folder for SR images and per-image metrics [default: results/MODEL]."),
     weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
-    """Super-resolve the test images, write SR PNGs, per-image and mean metrics, and throughput."""
+    """Super-resolve every test set, write SR PNGs, per-image and mean metrics, and throughput."""
     params = Params(params_file)
     device = pick_device(params.string("evaluate.device"))
+    use_lpips = params.choice("evaluate.lpips", (True, False))
     if model != "bicubic" and model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")
     if hr_dir is not None and out is None:
@@ -39,29 +79,29 @@ def evaluate(
     else:
         network, meta = load_model(weights or Path(f"models/{model}.pt"), device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
-    pairs = pairs_from_hr_folder(hr_dir, scale) if hr_dir is not None else load_pairs(data / "valid")
-    test_set = str(hr_dir) if hr_dir is not None else "validation"
+    if hr_dir is not None:
+        pairs = {hr_dir.name: pairs_from_hr_folder(hr_dir, scale)}
+    else:
+        pairs = {name: load_pairs(folder) for name, folder in evaluation_sets(data).items()}
+    lpips, lpips_status = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
 
-    logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_set": test_set, "n_images": len(pairs)}
+    logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs)}
     with mlflow_run("evaluate", logged, model=model) as mlflow:
-        per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, used_device)
-        megapixels = sum(sr.shape[0] * sr.shape[1] for sr in outputs.values()) / 1e6
-        summary = {**mean_metrics(per_image), "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
-
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for name, sr in outputs.items():
-            write_png(tmp / "sr" / f"{name}.png", sr)
-        write_json(tmp / "per_image.json", per_image)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        mlflow.set_tag("lpips", lpips_status or "alex")
+        summary: dict = {"lpips_status": lpips_status or "available (alex)"}
+        per_image, outputs = {}, {}
+        for set_name, set_pairs in pairs.items():
+            summary[set_name], per_image[set_name], outputs[set_name] = _score(upscale, set_pairs, scale, used_device, lpips)
+            scores = summary[set_name]
+            mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items() if value is not None})
+            logger.info(
+                "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, lpips %s, %.3f MP/s",
+                model, set_name, scale, len(set_pairs), scores["psnr_y"], scores["ssim_y"], scores["psnr_rgb"],
+                "–" if scores["lpips"] is None else f"{scores['lpips']:.4f}", scores["megapixels_per_second"],
+            )
+        _write_results(out, outputs, per_image)
         write_json(metrics_path, summary)
-
-        mlflow.log_metrics(summary)
-        mlflow.log_artifact(str(out / "per_image.json"))
-        for name in list(outputs)[:SAMPLE_IMAGES]:
-            mlflow.log_artifact(str(out / "sr" / f"{name}.png"), artifact_path="sr")
-        logger.info(
-            "%s on %s (x%d): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, %.3f MP/s",
-            model, test_set, scale, summary["psnr_y"], summary["ssim_y"], summary["psnr_rgb"], summary["megapixels_per_second"],
-        )
+        for set_name, images in outputs.items():
+            mlflow.log_artifact(str(out / set_name / "per_image.json"), artifact_path=set_name)
+            for name in list(images)[:SAMPLE_IMAGES]:
+                mlflow.log_artifact(str(out / set_name / "sr" / f"{name}.png"), artifact_path=f"{set_name}/sr")

@@ -1,5 +1,6 @@
-"""`srbench prepare`: training patches and validation pairs from data/raw into data/prepared."""
+"""`srbench prepare`: training patches, validation and benchmark pairs from data/raw into data/prepared."""
 
+import json
 from pathlib import Path
 
 import typer
@@ -13,7 +14,7 @@ SCALES = (2, 3, 4)
 def prepare(
     params_file: Path = PARAMS_OPTION,
     raw: Path = typer.Option(Path("data/raw"), help="Output of srbench download."),
-    out: Path = typer.Option(Path("data/prepared"), help="Where the patch store and validation pairs go."),
+    out: Path = typer.Option(Path("data/prepared"), help="Where the patch store and test pairs go."),
 ) -> None:
     """Mod-crop, degrade (MATLAB bicubic) unless official LR images exist, and cut training patches."""
     params = Params(params_file)
@@ -21,7 +22,9 @@ def prepare(
     patch_size = params.integer("prepare.patch_size", minimum=scale * 4)
     stride = params.integer("prepare.stride", minimum=1)
     workers = params.integer("prepare.workers", minimum=1)
+    info = raw / "dataset.json"
+    dataset = json.loads(info.read_text())["name"] if info.is_file() else str(raw)
     with mlflow_run("prepare", params.section("prepare")) as mlflow:
-        meta = prepare_data(raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers)
+        meta = prepare_data(raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers, dataset=dataset)
         mlflow.log_metrics({"train_patches": meta["train_patches"], "valid_images": len(meta["valid_images"])})
-        mlflow.set_tag("lr_source", meta["lr_source"])
+        mlflow.set_tags({"lr_source": meta["lr_source"], "dataset": dataset})

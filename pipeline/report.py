@@ -1,4 +1,5 @@
-"""`srbench report`: the comparison table, crops across models and training curves, in reports/."""
+"""`srbench report`: one comparison table per test set (with the published numbers beside the
+measured ones), crops across models and training curves, in reports/."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,8 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_text
 from srbench.data import read_meta
-from srbench.models import MODELS
+from srbench.models import GAN_MODELS, MODELS
+from srbench.published import SOURCES, published
 from srbench.reporting import comparison_figure, markdown_table, training_curves_figure
 
 
@@ -15,6 +17,14 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ParamError(f"{path}: not found (run the evaluate and train stages first)")
     return json.loads(path.read_text())
+
+
+def _set_title(set_name: str, meta: dict) -> tuple[str, str]:
+    """(heading, key of the published numbers) of a test set."""
+    if set_name != "valid":
+        return set_name, set_name
+    heading = f"{meta['dataset']} validation ({', '.join(meta['valid_images'])})"
+    return heading, "DIV2K" if meta["dataset"] == "DIV2K" else heading
 
 
 def report(
@@ -28,40 +38,52 @@ def report(
     if not isinstance(models, list) or not models or models[0] != "bicubic" or not set(models[1:]) <= set(MODELS):
         raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(MODELS)}")
     crop_size = params.integer("report.crop_size", minimum=8)
+    crop_images = params.integer("report.crop_images", minimum=1)
     meta = read_meta(data)
+    scale = meta["scale"]
 
-    rows, per_image, trained = [], {}, {}
-    for model in models:
-        row = {"name": model, **_read_json(Path(f"metrics/eval/{model}.json"))}
-        if model != "bicubic":
-            trained[model] = _read_json(Path(f"metrics/train/{model}.json"))
-            row |= {"n_parameters": trained[model]["n_parameters"], "training_seconds": trained[model]["training_seconds"]}
-        rows.append(row)
-        per_image[model] = _read_json(Path(f"results/{model}/per_image.json"))
+    evaluated = {model: _read_json(Path(f"metrics/eval/{model}.json")) for model in models}
+    trained = {model: _read_json(Path(f"metrics/train/{model}.json")) for model in models[1:]}
+    set_names = [key for key in evaluated["bicubic"] if isinstance(evaluated["bicubic"][key], dict)]
 
     with mlflow_run("report", params.section("report")) as mlflow:
-        table = markdown_table(rows)
+        sections, cited = [], set()
+        for set_name in set_names:
+            heading, published_key = _set_title(set_name, meta)
+            rows = []
+            for model in models:
+                row = {"name": model, **evaluated[model][set_name], "published": published(published_key, scale, model)}
+                if model in trained:
+                    row |= {"n_parameters": trained[model]["n_parameters"], "training_seconds": trained[model]["training_seconds"]}
+                cited |= {model} if row["published"] else set()
+                rows.append(row)
+                mlflow.log_metrics({f"{set_name}_{model}_psnr_y": row["psnr_y"], f"{set_name}_{model}_ssim_y": row["ssim_y"]})
+            sections.append(f"## {heading}, x{scale}\n\n{markdown_table(rows)}")
+
         devices = sorted({summary["device"] for summary in trained.values()})
         notes = [
-            f"Scale x{meta['scale']}, {len(meta['valid_images'])} validation images ({', '.join(meta['valid_images'])}), "
-            f"LR images: {meta['lr_source'].replace('_', ' ')}; {meta['train_patches']} training patches of {meta['patch_size']} px.",
+            f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px; "
+            f"LR images: {meta['lr_source'].replace('_', ' ')}.",
             "Y-PSNR/Y-SSIM: BT.601 luma, `scale` pixels cropped at each border, SR rounded to uint8 (BasicSR convention).",
+            f"LPIPS (AlexNet, lower is better): {evaluated['bicubic']['lpips_status']}.",
             f"Trained on: {', '.join(devices) or '–'}; training time is the wall time of the training loop.",
+            "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
-        if "srgan" in trained:
-            notes.append(f"SRGAN content loss: VGG19 with `vgg_weights: {trained['srgan']['vgg_weights']}` weights.")
-        text = "# srbench comparison\n\n" + table + "\n" + "".join(f"- {note}\n" for note in notes)
+        notes += [f"{model} content loss: VGG19 with `vgg_weights: {trained[model]['vgg_weights']}` weights." for model in GAN_MODELS if model in trained]
+        if cited:
+            sources = sorted({SOURCES[model] for model in cited})
+            notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
+        text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {note}\n" for note in notes)
         text += "\n![Crops](comparison.png)\n\n![Training curves](training_curves.png)\n"
 
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "report.md", text)
+        per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json")) for model in models}
         comparison_figure(
-            out / "comparison.png", data / "valid", {m: Path(f"results/{m}/sr") for m in models}, per_image, meta["scale"], crop_size
+            out / "comparison.png", data / "valid", {m: Path(f"results/{m}/valid/sr") for m in models}, per_image, scale, crop_size, crop_images
         )
         training_curves_figure(
-            out / "training_curves.png", {m: Path(f"plots/train/{m}.csv") for m in trained}, rows[0]["psnr_y"]
+            out / "training_curves.png", {m: Path(f"plots/train/{m}.csv") for m in trained}, evaluated["bicubic"]["valid"]["psnr_y"]
         )
-        for row in rows:
-            mlflow.log_metrics({f"{row['name']}_psnr_y": row["psnr_y"], f"{row['name']}_ssim_y": row["ssim_y"]})
         mlflow.log_artifacts(str(out))
-        logger.info("report written to %s:\n%s", out / "report.md", table)
+        logger.info("report written to %s:\n%s", out / "report.md", "\n".join(sections))

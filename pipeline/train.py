@@ -1,6 +1,7 @@
 """`srbench train MODEL`: train one model on data/prepared, write models/MODEL.pt and its curves."""
 
 import csv
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -13,16 +14,58 @@ from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_ru
 from srbench.data import PatchSampler, load_pairs, read_meta
 from srbench.inference import model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
-from srbench.models import MODELS, Discriminator, build_model, count_parameters, save_model
-from srbench.train import PRECISIONS, AdversarialObjective, PixelObjective, Precision, Schedule, fit
+from srbench.models import GAN_MODELS, MODELS, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
+from srbench.train import (
+    CLIP_MODES,
+    OPTIMIZERS,
+    PRECISIONS,
+    AdversarialObjective,
+    OptimizerConfig,
+    PixelObjective,
+    Precision,
+    Schedule,
+    fit,
+)
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
+VGG_LAYERS = ("22", "34", "54")
 
 
-def _read_settings(params: Params, model: str) -> dict[str, Any]:
+def _scaled(steps: int, budget: float) -> int:
+    return max(1, round(steps * budget))
+
+
+def _optimizer(params: Params, key: str, budget: float) -> OptimizerConfig:
+    """``MODEL.optimizer``: name and lr are required; the rest default to OptimizerConfig's values."""
+    section = params.section(key)
+    fields = {field.name for field in dataclasses.fields(OptimizerConfig)}
+    unknown = sorted(set(section) - fields)
+    if unknown:
+        raise ParamError(f"{params.path}: {key}.{unknown[0]}: unknown setting (accepted: {', '.join(sorted(fields))})")
+    values: dict[str, Any] = {"name": params.choice(f"{key}.name", OPTIMIZERS), "lr": params.positive_float(f"{key}.lr")}
+    for name in ("momentum", "weight_decay"):
+        if name in section:
+            values[name] = params.non_negative_float(f"{key}.{name}")
+    if "decay_factor" in section:
+        values["decay_factor"] = params.positive_float(f"{key}.decay_factor")
+    for name in ("last_layer_lr", "grad_clip"):
+        if name in section:
+            values[name] = params.optional_positive_float(f"{key}.{name}")
+    if "decay_every" in section:
+        decay_every = params.optional_integer(f"{key}.decay_every", minimum=1)
+        values["decay_every"] = None if decay_every is None else _scaled(decay_every, budget)
+    if "grad_clip_mode" in section:
+        values["grad_clip_mode"] = params.choice(f"{key}.grad_clip_mode", CLIP_MODES)
+    return OptimizerConfig(**values)
+
+
+def _read_settings(params: Params, model: str, init: Path | None) -> dict[str, Any]:
     """Every param the training of ``model`` uses, checked before any work starts."""
     if model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    if (model == "srgan") != (init is not None):
+        raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
+    budget = params.positive_float("train.budget")
     settings = {
         "device": params.string("train.device"),
         "precision": params.choice("train.precision", PRECISIONS),
@@ -30,21 +73,20 @@ def _read_settings(params: Params, model: str) -> dict[str, Any]:
         "log_every": params.integer("train.log_every", minimum=1),
         "validate_every": params.integer("train.validate_every", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
-        "arch": params.section(f"{model}.arch"),
-        "steps": params.integer(f"{model}.steps", minimum=1),
+        "budget": budget,
+        "steps": _scaled(params.integer(f"{model}.steps", minimum=1), budget),
         "batch_size": params.integer(f"{model}.batch_size", minimum=1),
         "patch_size": params.integer(f"{model}.patch_size", minimum=4),
-        "lr": params.positive_float(f"{model}.lr"),
-        "grad_clip": params.optional_positive_float(f"{model}.grad_clip"),
+        "optimizer": dataclasses.asdict(_optimizer(params, f"{model}.optimizer", budget)),
     }
-    if model == "srgan":
+    if model != "srgan":  # srgan keeps the architecture of the SRResNet it starts from
+        settings["arch"] = params.section(f"{model}.arch")
+    if model in GAN_MODELS:
         settings |= {
-            "pretrain_steps": params.integer("srgan.pretrain_steps", minimum=0),
-            "pretrain_lr": params.positive_float("srgan.pretrain_lr"),
-            "vgg_layer": params.choice("srgan.vgg_layer", ("22", "54")),
-            "vgg_weights": params.choice("srgan.vgg_weights", ("imagenet", "random")),
-            "vgg_rescale": params.positive_float("srgan.vgg_rescale"),
-            "adversarial_weight": params.positive_float("srgan.adversarial_weight"),
+            "vgg_layer": params.choice(f"{model}.vgg_layer", VGG_LAYERS),
+            "vgg_weights": params.choice(f"{model}.vgg_weights", ("imagenet", "random")),
+            "vgg_rescale": params.positive_float(f"{model}.vgg_rescale"),
+            "adversarial_weight": params.positive_float(f"{model}.adversarial_weight"),
         }
     return settings
 
@@ -58,63 +100,63 @@ def _history_csv(history: list[dict]) -> str:
     return buffer.getvalue()
 
 
+def _generator(model: str, settings: dict[str, Any], scale: int, init: Path | None, device: torch.device) -> torch.nn.Module:
+    """A fresh network, or (srgan) the SRResNet weights it starts from."""
+    if init is None:
+        return build_model(model, scale, settings["arch"]).to(device)
+    network, meta = load_model(init, device)
+    if meta["name"] != "srresnet" or meta["scale"] != scale:
+        raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']}, expected srresnet x{scale}")
+    settings["arch"] = meta["arch"]
+    return network.train()
+
+
 def train(
     model: str = typer.Argument(..., help=f"One of: {', '.join(MODELS)}."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
+    init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in checkpoints/."),
 ) -> None:
     """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/."""
     params = Params(params_file)
-    settings = _read_settings(params, model)
+    settings = _read_settings(params, model, init)
     device = pick_device(settings["device"])
-    meta = read_meta(data)
-    scale = meta["scale"]
+    scale = read_meta(data)["scale"]
     torch.manual_seed(settings["seed"])
-    network = build_model(model, scale, settings["arch"]).to(device)
+    network = _generator(model, settings, scale, init, device)
     sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
     valid_pairs = load_pairs(data / "valid")
     precision = Precision(device, settings["precision"])
-    schedule = dict(
-        log_every=settings["log_every"], validate_every=settings["validate_every"], checkpoint_every=settings["checkpoint_every"]
-    )
-    if model == "srgan":  # build the discriminator and the VGG loss now: a missing VGG file fails here
-        discriminator = Discriminator().to(device)
+    optimizer = OptimizerConfig(**settings["optimizer"])
+    if model in GAN_MODELS:  # build the discriminator and the VGG loss now: a missing VGG file fails here
+        discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
         content_loss = VGGContentLoss(
             settings["vgg_layer"], settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"]
-        ).to(device)
+        )
+        objective = AdversarialObjective(
+            network, discriminator.to(device), content_loss.to(device), optimizer, settings["adversarial_weight"], precision
+        )
+    else:
+        objective = PixelObjective(network, optimizer, precision)
+    schedule = Schedule(
+        steps=settings["steps"],
+        log_every=settings["log_every"],
+        validate_every=settings["validate_every"],
+        checkpoint_every=settings["checkpoint_every"],
+    )
 
     logged = {key: value for key, value in settings.items() if key != "device"}
-    logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network)}
+    logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")}
     with mlflow_run("train", logged, model=model) as mlflow:
-        if model == "srgan":
+        if model in GAN_MODELS:
             mlflow.set_tag("vgg_weights", settings["vgg_weights"])
 
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
 
         started = time.perf_counter()
-        if model == "srgan":
-            pretrain = Schedule(steps=settings["pretrain_steps"], **schedule)
-            logger.info("srgan phase 1/2: SRResNet with MSE for %d steps", pretrain.steps)
-            history = fit(
-                PixelObjective(network, settings["pretrain_lr"], precision, settings["grad_clip"]),
-                sampler, pretrain, device, valid_pairs, Path("checkpoints/srgan-pretrain.pt"), resume, log_metrics,
-            )
-            logger.info("srgan phase 2/2: adversarial training for %d steps", settings["steps"])
-            objective = AdversarialObjective(
-                network, discriminator, content_loss, settings["lr"], settings["adversarial_weight"], precision
-            )
-            history += fit(
-                objective, sampler, Schedule(steps=settings["steps"], **schedule), device, valid_pairs,
-                Path("checkpoints/srgan.pt"), resume, log_metrics, step_offset=pretrain.steps,
-            )
-        else:
-            objective = PixelObjective(network, settings["lr"], precision, settings["grad_clip"])
-            history = fit(
-                objective, sampler, Schedule(steps=settings["steps"], **schedule), device, valid_pairs,
-                Path(f"checkpoints/{model}.pt"), resume, log_metrics,
-            )
+        history = fit(objective, sampler, schedule, device, valid_pairs, Path(f"checkpoints/{model}.pt"), resume, log_metrics)
         training_seconds = time.perf_counter() - started
 
         last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
@@ -122,11 +164,11 @@ def train(
         summary = {
             "n_parameters": count_parameters(network),
             "training_seconds": round(training_seconds, 2),
-            "steps": settings["steps"] + settings.get("pretrain_steps", 0),
+            "steps": settings["steps"],
             "device": str(device),
             **{f"val_{key}": value for key, value in final.items()},
         }
-        if model == "srgan":
+        if model in GAN_MODELS:
             summary["vgg_weights"] = settings["vgg_weights"]
         mlflow.log_metrics({"training_seconds": training_seconds, **final})
         upscale = model_upscaler(network, device)

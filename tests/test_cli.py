@@ -47,7 +47,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def test_help_lists_every_stage(tmp_path: Path) -> None:
     result = srbench("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("download", "prepare", "train", "evaluate", "report", "upscale"):
+    for command in ("download", "prepare", "train", "evaluate", "report", "upscale", "profile"):
         assert command in result.stdout
 
 
@@ -56,7 +56,14 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
     [
         ("prepare.scale", 5, ["prepare"], ["prepare.scale = 5", "2, 3, 4"]),
         ("vdsr.steps", 0, ["train", "vdsr"], ["vdsr.steps = 0", ">= 1"]),
-        ("srcnn.lr", -0.1, ["train", "srcnn"], ["srcnn.lr = -0.1", "positive"]),
+        ("srcnn.optimizer.lr", -0.1, ["train", "srcnn"], ["srcnn.optimizer.lr = -0.1", "positive"]),
+        ("vdsr.optimizer.name", "rmsprop", ["train", "vdsr"], ["vdsr.optimizer.name = 'rmsprop'", "adam, sgd"]),
+        ("vdsr-seed.optimizer.betas", [0.9, 0.99], ["train", "vdsr-seed"], ["vdsr-seed.optimizer.betas", "unknown setting"]),
+        ("srgan-seed.vgg_layer", "33", ["train", "srgan-seed"], ["srgan-seed.vgg_layer = '33'", "22, 34, 54"]),
+        ("train.budget", 0, ["train", "srcnn"], ["train.budget = 0", "positive"]),
+        ("data.benchmark_sets", ["Set6"], ["download"], ["data.benchmark_sets = ['Set6']", "Set5, Set14, B100, Urban100"]),
+        ("data.checksums", "SUMS", ["download"], ["SUMS"]),
+        ("evaluate.lpips", "maybe", ["evaluate", "bicubic"], ["evaluate.lpips = 'maybe'"]),
         ("data.source", "imagenet", ["download"], ["data.source = 'imagenet'"]),
         ("train.precision", "fp8", ["train", "srcnn"], ["train.precision = 'fp8'"]),
     ],
@@ -65,6 +72,27 @@ def test_bad_params_fail_before_any_work(workdir: Path, key: str, value, command
     set_param(workdir, key, value)
     assert_one_line_error(srbench(*command, cwd=workdir), "params.yaml", *fragments)
     assert not (workdir / "mlruns").exists()  # no MLflow run was even started
+
+
+def test_srgan_needs_the_srresnet_it_starts_from(workdir: Path) -> None:
+    assert_one_line_error(srbench("train", "srgan", cwd=workdir), "--init models/srresnet.pt")
+    assert_one_line_error(srbench("train", "vdsr", "--init", "x.pt", cwd=workdir), "only for srgan")
+
+
+def test_the_default_params_are_the_quick_profile() -> None:
+    assert (REPO / "params.yaml").read_text() == (REPO / "profiles" / "quick.yaml").read_text()
+
+
+def test_profile_switches_params_and_protects_local_edits(workdir: Path) -> None:
+    shutil.copytree(REPO / "profiles", workdir / "profiles")
+    result = srbench("profile", "paper", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "params.yaml").read_text() == (REPO / "profiles" / "paper.yaml").read_text()
+    set_param(workdir, "train.budget", 0.01)
+    assert_one_line_error(srbench("profile", "quick", cwd=workdir), "params.yaml", "match no profile", "--force")
+    assert srbench("profile", "quick", "--force", cwd=workdir).returncode == 0
+    assert (workdir / "params.yaml").read_text() == (REPO / "params.yaml").read_text()
+    assert_one_line_error(srbench("profile", "huge", cwd=workdir), "profiles/huge.yaml", "paper, quick")
 
 
 def test_missing_folder_for_folder_source(workdir: Path) -> None:
@@ -117,9 +145,9 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     result = srbench("evaluate", "vdsr", "--weights", "vdsr.pt", "--hr-dir", "photos", "--out", "mine", cwd=workdir)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((workdir / "mine" / "metrics.json").read_text())
-    per_image = json.loads((workdir / "mine" / "per_image.json").read_text())
-    assert metrics["n_images"] == 2 and set(per_image) == {"one", "two"}
-    assert read_image(workdir / "mine" / "sr" / "one.png").shape == (33, 39, 3)  # mod-cropped to x3
+    per_image = json.loads((workdir / "mine" / "photos" / "per_image.json").read_text())
+    assert metrics["photos"]["n_images"] == 2 and set(per_image) == {"one", "two"}
+    assert read_image(workdir / "mine" / "photos" / "sr" / "one.png").shape == (33, 39, 3)  # mod-cropped to x3
     assert not (workdir / "metrics").exists()  # the pipeline's own metrics are left alone
 
     result = srbench("evaluate", "bicubic", "--hr-dir", "photos", cwd=workdir)

@@ -55,6 +55,24 @@ def test_official_lr_images_are_used_as_they_are(tmp_path: Path) -> None:
             assert np.array_equal(lr_patch, block_mean_lr(hr_patch, 2))
 
 
+def test_benchmark_sets_become_test_pairs_with_their_official_lr(tmp_path: Path, raw_samples: Path) -> None:
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_samples, raw)
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, size=(50, 37, 3), dtype=np.uint8)  # not a multiple of 4: mod-cropped to 48 x 36
+    write_png(raw / "benchmark" / "Set5" / "HR" / "baby.png", hr)
+    write_png(raw / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "baby.png", block_mean_lr(hr[:48, :36], 4))
+    write_png(raw / "benchmark" / "B100" / "HR" / "3096.png", hr)  # no official LR: degraded here
+    meta = prepare(raw, tmp_path / "prepared", scale=4, patch_size=32, stride=32, workers=1, dataset="samples")
+    assert meta["benchmark_images"] == {"B100": 1, "Set5": 1} and meta["dataset"] == "samples"
+    [set5] = load_pairs(tmp_path / "prepared" / "benchmark" / "Set5")
+    assert np.array_equal(set5.hr, hr[:48, :36]) and np.array_equal(set5.lr, block_mean_lr(hr[:48, :36], 4))
+    [b100] = load_pairs(tmp_path / "prepared" / "benchmark" / "B100")
+    assert np.array_equal(b100.lr, degrade(hr[:48, :36], 4))
+
+
 def test_sampler_is_deterministic_per_step(prepared_x2: Path) -> None:
     first = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
     again = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from srbench.losses import VGGContentLoss
 from srbench.models import count_parameters
 from srbench.models.study import (
-    STUDY_CONTENT_LAYER_END,
     SRCNNStudy,
     SRGANStudyDiscriminator,
     SRGANStudyGenerator,
@@ -178,13 +178,9 @@ def test_weights_start_as_keras_initialises_them() -> None:
             assert (module.eps, module.momentum) == (1e-3, 0.01)
 
 
-def test_content_layer_is_vgg19_block3_conv4_with_its_relu() -> None:
-    from torchvision.models import vgg19
-
-    with torch.device("meta"):  # the layer structure only, no weights allocated
-        features = vgg19(weights=None).features
-    convs = [m for m in features[:STUDY_CONTENT_LAYER_END] if isinstance(m, nn.Conv2d)]
+def test_content_layer_34_is_vgg19_block3_conv4_with_its_relu() -> None:
+    features = VGGContentLoss(layer="34", weights="random").features
+    convs = [m for m in features if isinstance(m, nn.Conv2d)]
     assert len(convs) == 8  # conv1_1, conv1_2, conv2_1, conv2_2, conv3_1 .. conv3_4
     assert (convs[-1].in_channels, convs[-1].out_channels) == (256, 256)
-    assert isinstance(features[STUDY_CONTENT_LAYER_END - 1], nn.ReLU)
-    assert isinstance(features[STUDY_CONTENT_LAYER_END], nn.MaxPool2d)  # block3_pool comes next
+    assert isinstance(features[-1], nn.ReLU)  # Keras' block3_conv4 includes its activation

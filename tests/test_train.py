@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from srbench.data import PatchSampler, load_pairs
+from srbench.errors import SrbenchError
 from srbench.losses import VGGContentLoss
 from srbench.models import SRCNN, Discriminator, SRResNet
-from srbench.train import AdversarialObjective, PixelObjective, Precision, Schedule, fit
+from srbench.train import AdversarialObjective, OptimizerConfig, Optimization, PixelObjective, Precision, Schedule, fit
 
 CPU = torch.device("cpu")
 
@@ -17,9 +19,11 @@ def small_srcnn() -> SRCNN:
     return SRCNN(scale=2, n1=16, n2=8, f1=5, f2=1, f3=3)
 
 
-def run(prepared: Path, tmp_path: Path, steps: int, resume: bool = False, model: SRCNN | None = None) -> tuple[SRCNN, list[dict]]:
-    model = model or small_srcnn()
-    objective = PixelObjective(model, lr=1e-3, precision=Precision(CPU, "fp32"))
+def run(
+    prepared: Path, tmp_path: Path, steps: int, resume: bool = False, config: OptimizerConfig = OptimizerConfig(lr=1e-3)
+) -> tuple[SRCNN, list[dict]]:
+    model = small_srcnn()
+    objective = PixelObjective(model, config, Precision(CPU, "fp32"))
     sampler = PatchSampler(prepared, batch_size=8, crop_size=16, seed=0)
     schedule = Schedule(steps=steps, log_every=5, validate_every=10, checkpoint_every=5)
     history = fit(objective, sampler, schedule, CPU, load_pairs(prepared / "valid"), tmp_path / "ckpt.pt", resume)
@@ -37,11 +41,12 @@ def test_a_few_steps_lower_the_loss(prepared_x2: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_checkpoint_step(prepared_x2: Path, tmp_path: Path) -> None:
-    straight, straight_history = run(prepared_x2, tmp_path / "straight", steps=20)
-    run(prepared_x2, tmp_path / "split", steps=10)
+    decaying = OptimizerConfig(lr=1e-3, decay_every=7, decay_factor=0.5)  # the schedule resumes too
+    straight, straight_history = run(prepared_x2, tmp_path / "straight", steps=20, config=decaying)
+    run(prepared_x2, tmp_path / "split", steps=10, config=decaying)
     checkpoint = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=True)
     assert checkpoint["step"] == 10
-    resumed, resumed_history = run(prepared_x2, tmp_path / "split", steps=20, resume=True)
+    resumed, resumed_history = run(prepared_x2, tmp_path / "split", steps=20, resume=True, config=decaying)
     assert [row["step"] for row in resumed_history] == [row["step"] for row in straight_history]
     for a, b in zip(straight.parameters(), resumed.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
@@ -56,7 +61,7 @@ def test_adversarial_step_updates_generator_and_discriminator(prepared_x2: Path)
     torch.manual_seed(0)
     generator, discriminator = SRResNet(scale=2, num_features=8, num_blocks=1), Discriminator(base_features=8)
     objective = AdversarialObjective(
-        generator, discriminator, VGGContentLoss("22", "random"), lr=1e-3, adversarial_weight=1e-3, precision=Precision(CPU, "fp32")
+        generator, discriminator, VGGContentLoss("22", "random"), OptimizerConfig(lr=1e-3), adversarial_weight=1e-3, precision=Precision(CPU, "fp32")
     )
     before_g = [p.detach().clone() for p in generator.parameters()]
     before_d = [p.detach().clone() for p in discriminator.parameters()]
@@ -67,3 +72,37 @@ def test_adversarial_step_updates_generator_and_discriminator(prepared_x2: Path)
     assert any(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before_d, discriminator.parameters()))
     assert not any(p.requires_grad for p in objective.content_loss.parameters())
+
+
+def test_step_decay_follows_the_schedule(prepared_x2: Path, tmp_path: Path) -> None:
+    _, history = run(prepared_x2, tmp_path, steps=30, config=OptimizerConfig(lr=1e-3, decay_every=15, decay_factor=0.5))
+    rates = {row["step"]: row["lr"] for row in history if "lr" in row}
+    assert rates[10] == 1e-3 and rates[15] == 5e-4 and rates[30] == 2.5e-4
+
+
+def test_sgd_weight_decay_and_last_layer_rate() -> None:
+    model = small_srcnn()
+    config = OptimizerConfig(name="sgd", lr=1e-4, momentum=0.9, weight_decay=1e-4, last_layer_lr=1e-5)
+    optimizer = Optimization(model, config, Precision(CPU, "fp32")).optimizer
+    assert isinstance(optimizer, torch.optim.SGD)
+    last, rest = optimizer.param_groups[1], optimizer.param_groups[0]
+    assert last["lr"] == 1e-5 and rest["lr"] == 1e-4 and rest["momentum"] == 0.9 and rest["weight_decay"] == 1e-4
+    assert {id(p) for p in last["params"]} == {id(model.reconstruction.weight), id(model.reconstruction.bias)}
+    assert len(rest["params"]) == 4
+
+
+def test_adjustable_clipping_bounds_each_gradient_by_theta_over_lr() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    before = model.weight.detach().clone()
+    optimization = Optimization(model, OptimizerConfig(name="sgd", lr=0.1, momentum=0.0, grad_clip=0.001, grad_clip_mode="adjustable"), Precision(CPU, "fp32"))
+    loss = (model(torch.full((1, 4), 1000.0)) ** 2).sum()  # huge gradients
+    optimization.step(loss)
+    assert torch.allclose((model.weight - before).abs(), torch.full_like(before, 0.1 * 0.001 / 0.1))
+
+
+def test_bad_optimizer_settings_are_refused() -> None:
+    with pytest.raises(SrbenchError, match="optimizer 'rmsprop'"):
+        OptimizerConfig(name="rmsprop")
+    with pytest.raises(SrbenchError, match="grad_clip_mode 'value'"):
+        OptimizerConfig(grad_clip_mode="value")

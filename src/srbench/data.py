@@ -4,7 +4,8 @@ Layout written by :func:`prepare` (``out_dir``)::
 
     train_hr.npy, train_lr.npy   uint8 arrays (N, P, P, 3) and (N, P/s, P/s, 3)
     valid/HR/<name>.png, valid/LR/<name>.png
-    meta.json                    scale, patch size, stride, counts, where the LR images came from
+    benchmark/<set>/HR/<name>.png, benchmark/<set>/LR/<name>.png   (when data/raw has benchmark sets)
+    meta.json                    data set, scale, patch size, stride, counts, where the LR images came from
 """
 
 import json
@@ -77,12 +78,28 @@ def _official_lr_dir(raw_dir: Path, split: str, scale: int) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def prepare(raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: int, workers: int) -> dict:
-    """Cut training patches and write validation pairs from a raw data directory; returns the metadata.
+def _benchmark_jobs(raw_dir: Path, scale: int, tmp_dir: Path) -> dict[str, list[tuple[Path, int, Path | None, Path]]]:
+    """Jobs writing each benchmark set of ``raw_dir/benchmark`` (HR plus official LR) as test pairs."""
+    jobs = {}
+    for set_dir in sorted(path for path in (raw_dir / "benchmark").glob("*") if path.is_dir()):
+        images = list_images(set_dir / "HR")
+        if not images:
+            raise SrbenchError(f"{set_dir / 'HR'}: no images in this benchmark set")
+        lr_dir = _official_lr_dir(raw_dir / "benchmark", set_dir.name, scale)
+        jobs[set_dir.name] = [(path, scale, lr_dir, tmp_dir / "benchmark" / set_dir.name) for path in images]
+    return jobs
+
+
+def prepare(
+    raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: int, workers: int, dataset: str = "unnamed"
+) -> dict:
+    """Cut training patches and write validation and benchmark pairs from a raw data directory;
+    returns the metadata.
 
     ``raw_dir`` has ``{train,valid}/HR/*.png`` and, optionally, official LR images in
-    ``{train,valid}/LR_bicubic/X<scale>/``. Everything is written next to ``out_dir`` first and
-    renamed into place at the end.
+    ``{train,valid}/LR_bicubic/X<scale>/`` and benchmark sets in ``benchmark/<set>/HR`` (with
+    ``benchmark/<set>/LR_bicubic/X<scale>``). ``dataset`` names the data in the metadata.
+    Everything is written next to ``out_dir`` first and renamed into place at the end.
     """
     if patch_size % scale:
         raise SrbenchError(f"prepare.patch_size={patch_size} is not a multiple of prepare.scale={scale}")
@@ -102,6 +119,10 @@ def prepare(raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: i
         jobs = [(path, scale, valid_lr_dir, tmp_dir / "valid") for path in valid_images]
         valid_names = pool.map(_valid_pair, jobs)
         logger.info("validation: %d image pairs written", len(valid_names))
+        benchmark = {}
+        for set_name, set_jobs in _benchmark_jobs(raw_dir, scale, tmp_dir).items():
+            benchmark[set_name] = len(pool.map(_valid_pair, set_jobs))
+            logger.info("benchmark %s: %d image pairs written", set_name, benchmark[set_name])
 
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
         jobs = [(path, scale, train_lr_dir, patch_size, stride) for path in train_images]
@@ -124,12 +145,14 @@ def prepare(raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: i
     del hr_store, lr_store
 
     meta = {
+        "dataset": dataset,
         "scale": scale,
         "patch_size": patch_size,
         "stride": stride,
         "train_images": len(train_images),
         "train_patches": count,
         "valid_images": valid_names,
+        "benchmark_images": benchmark,
         "lr_source": "official" if train_lr_dir else "matlab_bicubic",
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

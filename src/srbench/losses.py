@@ -12,7 +12,7 @@ from srbench.errors import SrbenchError
 logger = logging.getLogger(__name__)
 
 # Index just past ReLU after conv{i}_{j} in torchvision's vgg19().features.
-_VGG19_LAYER_END = {"22": 9, "54": 36}
+_VGG19_LAYER_END = {"22": 9, "34": 18, "54": 36}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -20,7 +20,8 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 class VGGContentLoss(nn.Module):
     """MSE between VGG19 feature maps φ_{i,j} of SR and HR (Ledig et al. 2017, Eq. 5).
 
-    ``layer="54"`` is VGG54 (after the ReLU of conv5_4), the paper's choice; ``"22"`` is VGG22.
+    ``layer="54"`` is VGG54 (after the ReLU of conv5_4), the paper's choice; ``"22"`` is VGG22;
+    ``"34"`` (conv3_4 and its ReLU, Keras' ``block3_conv4``) is the study's content layer.
     Features are divided by ``rescale`` (the paper's 1/12.75) so the loss is of MSE's order.
     ``weights="imagenet"`` loads torchvision's ``VGG19_Weights.IMAGENET1K_V1`` and fails with a
     clear message when they cannot be loaded; ``"random"`` uses a fixed random initialisation.

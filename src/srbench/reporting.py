@@ -12,7 +12,17 @@ import numpy as np  # noqa: E402
 
 from srbench.images import read_image  # noqa: E402
 
-COLUMNS = ("Model", "Parameters", "Training time", "Y-PSNR (dB)", "Y-SSIM", "RGB PSNR (dB)", "Inference MP/s")
+COLUMNS = (
+    "Model",
+    "Parameters",
+    "Training time",
+    "Y-PSNR (dB)",
+    "Y-SSIM",
+    "RGB PSNR (dB)",
+    "LPIPS",
+    "Inference MP/s",
+    "Published Y-PSNR / Y-SSIM",
+)
 
 
 def _duration(seconds: float | None) -> str:
@@ -24,7 +34,8 @@ def _duration(seconds: float | None) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
-    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``megapixels_per_second``."""
+    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (None: unavailable), ``megapixels_per_second``
+    and ``published`` ((Y-PSNR, Y-SSIM) from the literature, or None)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         parameters = f"{row['n_parameters']:,}" if row.get("n_parameters") else "0"
@@ -35,7 +46,9 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['psnr_y']:.2f}",
             f"{row['ssim_y']:.4f}",
             f"{row['psnr_rgb']:.2f}",
+            "n/a" if row.get("lpips") is None else f"{row['lpips']:.4f}",
             f"{row['megapixels_per_second']:.2f}",
+            "–" if row.get("published") is None else "{:.2f} / {:.4f}".format(*row["published"]),
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -59,13 +72,20 @@ def detailed_crop_box(hr: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def comparison_figure(
-    path: Path, valid_dir: Path, results: dict[str, Path], per_image: dict[str, dict], scale: int, crop_size: int
+    path: Path,
+    valid_dir: Path,
+    results: dict[str, Path],
+    per_image: dict[str, dict],
+    scale: int,
+    crop_size: int,
+    max_images: int,
 ) -> None:
-    """A grid: one row per validation image; LR (nearest), then each method's SR crop, then HR.
+    """A grid: one row per validation image (the first ``max_images``); LR (nearest), then each
+    method's SR crop, then HR.
 
     ``results`` maps each method (bicubic first) to its folder of SR PNGs; ``per_image`` maps it
     to its per-image metrics, shown under each crop."""
-    names = sorted(p.stem for p in (valid_dir / "HR").glob("*.png"))
+    names = sorted(p.stem for p in (valid_dir / "HR").glob("*.png"))[:max_images]
     columns = ["LR", *results, "HR"]
     figure, axes = plt.subplots(len(names), len(columns), figsize=(2.2 * len(columns), 2.4 * len(names)), squeeze=False)
     for row, name in enumerate(names):

@@ -39,50 +39,130 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def step(self, loss: Tensor, optimizer: torch.optim.Optimizer, grad_clip: float | None = None) -> None:
-        """Backward pass, optional gradient-norm clipping, optimiser step."""
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if grad_clip:
-            self.scaler.unscale_(optimizer)
-            parameters = [p for group in optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-        self.scaler.step(optimizer)
-        self.scaler.update()
+
+OPTIMIZERS = ("adam", "sgd")
+CLIP_MODES = ("norm", "adjustable")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """How one network learns: Adam or SGD with momentum, weight decay, a step decay of the
+    learning rate and gradient clipping.
+
+    ``decay_every``: multiply the learning rate by ``decay_factor`` every so many steps (None: constant).
+    ``last_layer_lr``: a separate rate for the network's last layer (Dong et al. 2016 train
+    SRCNN's reconstruction layer at 1e-5 and the others at 1e-4).
+    ``grad_clip_mode``: ``norm`` clips the global gradient norm to ``grad_clip``; ``adjustable``
+    is Kim et al. 2016's adjustable clipping, every gradient to ±``grad_clip`` / current rate.
+    """
+
+    name: str = "adam"
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    decay_every: int | None = None
+    decay_factor: float = 0.1
+    last_layer_lr: float | None = None
+    grad_clip: float | None = None
+    grad_clip_mode: str = "norm"
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise SrbenchError(f"optimizer {self.name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.grad_clip_mode not in CLIP_MODES:
+            raise SrbenchError(f"grad_clip_mode {self.grad_clip_mode!r}: choose one of {', '.join(CLIP_MODES)}")
+
+
+def _parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
+    parameters = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if config.last_layer_lr is None:
+        return [{"params": [p for _, p in parameters]}]
+    last_layer = parameters[-1][0].rpartition(".")[0]
+    return [
+        {"params": [p for name, p in parameters if name.rpartition(".")[0] != last_layer]},
+        {"params": [p for name, p in parameters if name.rpartition(".")[0] == last_layer], "lr": config.last_layer_lr},
+    ]
+
+
+class Optimization:
+    """An optimiser and its learning-rate schedule for one network; ``step`` takes one update."""
+
+    def __init__(self, model: nn.Module, config: OptimizerConfig, precision: Precision) -> None:
+        self.config = config
+        self.precision = precision
+        groups = _parameter_groups(model, config)
+        if config.name == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        step_size = config.decay_every or 1
+        gamma = config.decay_factor if config.decay_every else 1.0
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step_size, gamma=gamma)
+
+    @property
+    def lr(self) -> float:
+        """The current learning rate (of the first parameter group)."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self, loss: Tensor) -> None:
+        """Backward pass, gradient clipping, optimiser step, learning-rate schedule step."""
+        scaler, config = self.precision.scaler, self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.grad_clip:
+            scaler.unscale_(self.optimizer)
+            parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+            if config.grad_clip_mode == "adjustable":
+                torch.nn.utils.clip_grad_value_(parameters, config.grad_clip / self.lr)
+            else:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        scaler.step(self.optimizer)
+        scaler.update()
+        self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 class PixelObjective:
-    """Mean squared error between SR and HR, minimised with Adam (SRCNN, VDSR, SRResNet)."""
+    """Mean squared error between SR and HR (SRCNN, VDSR, SRResNet and the study's CNNs)."""
 
-    def __init__(self, model: nn.Module, lr: float, precision: Precision, grad_clip: float | None = None) -> None:
+    def __init__(self, model: nn.Module, optimizer: OptimizerConfig, precision: Precision) -> None:
         self.model = model
         self.precision = precision
-        self.grad_clip = grad_clip
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.optimization = Optimization(model, optimizer, precision)
 
     def step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
         with self.precision.autocast():
             loss = F.mse_loss(self.model(lr).float(), hr)
-        self.precision.step(loss, self.optimizer, self.grad_clip)
+        self.optimization.step(loss)
         return {"loss": loss.item()}
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+        return {"optimization": self.optimization.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimization.load_state_dict(state["optimization"])
 
 
 class AdversarialObjective:
-    """SRGAN (Ledig et al. 2017, Eq. 3): the discriminator learns HR → 1, SR → 0; the generator
-    minimises the VGG content loss plus ``adversarial_weight`` × −log D(G(LR))."""
+    """SRGAN (Ledig et al. 2017, Eq. 3), also the study's GAN: the discriminator learns HR → 1,
+    SR → 0 with binary cross-entropy; the generator minimises the VGG content loss plus
+    ``adversarial_weight`` × −log D(G(LR)). Generator and discriminator share one optimiser
+    configuration, each with its own optimiser."""
 
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
         content_loss: VGGContentLoss,
-        lr: float,
+        optimizer: OptimizerConfig,
         adversarial_weight: float,
         precision: Precision,
     ) -> None:
@@ -91,8 +171,8 @@ class AdversarialObjective:
         self.content_loss = content_loss
         self.adversarial_weight = adversarial_weight
         self.precision = precision
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr)
-        self.discriminator_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
+        self.optimization = Optimization(generator, optimizer, precision)
+        self.discriminator_optimization = Optimization(discriminator, optimizer, precision)
 
     def step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
         with self.precision.autocast():
@@ -100,13 +180,13 @@ class AdversarialObjective:
             real_logits = self.discriminator(hr)
             fake_logits = self.discriminator(sr.detach())
             discriminator_loss = adversarial_loss(real_logits, True) + adversarial_loss(fake_logits, False)
-        self.precision.step(discriminator_loss, self.discriminator_optimizer)
+        self.discriminator_optimization.step(discriminator_loss)
 
         with self.precision.autocast():
             content = self.content_loss(sr.float(), hr)
             fooling = adversarial_loss(self.discriminator(sr), True)
             generator_loss = content + self.adversarial_weight * fooling
-        self.precision.step(generator_loss, self.optimizer)
+        self.optimization.step(generator_loss)
         return {
             "loss": generator_loss.item(),
             "content_loss": content.item(),
@@ -118,15 +198,15 @@ class AdversarialObjective:
 
     def state_dict(self) -> dict:
         return {
-            "optimizer": self.optimizer.state_dict(),
+            "optimization": self.optimization.state_dict(),
             "discriminator": self.discriminator.state_dict(),
-            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "discriminator_optimization": self.discriminator_optimization.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimization.load_state_dict(state["optimization"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self.discriminator_optimization.load_state_dict(state["discriminator_optimization"])
 
 
 Objective = PixelObjective | AdversarialObjective
@@ -206,7 +286,7 @@ def fit(
 
         if step % schedule.log_every == 0 or step == schedule.steps:
             count = schedule.log_every if step % schedule.log_every == 0 else step % schedule.log_every
-            averaged = {key: value / count for key, value in running.items()}
+            averaged = {key: value / count for key, value in running.items()} | {"lr": objective.optimization.lr}
             running = {}
             record(step, averaged)
             rate = (step - start) / (time.perf_counter() - started)

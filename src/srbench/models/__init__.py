@@ -11,12 +11,40 @@ from torch import nn
 from srbench.errors import SrbenchError
 from srbench.models.srcnn import SRCNN
 from srbench.models.srgan import Discriminator, SRResNet
+from srbench.models.study import SRCNNStudy, SRGANStudyDiscriminator, SRGANStudyGenerator, VDSRStudy
 from srbench.models.vdsr import VDSR
 
-#: The trainable models by the name used on the command line and in params.yaml.
-MODELS: dict[str, type[nn.Module]] = {"srcnn": SRCNN, "vdsr": VDSR, "srgan": SRResNet}
+#: The trainable models by the name used on the command line and in params.yaml: the papers'
+#: networks and, with ``-seed``, the study's (Dias & Binkowski). ``srresnet`` and ``srgan`` are
+#: the same generator, trained with MSE and then adversarially.
+MODELS: dict[str, type[nn.Module]] = {
+    "srcnn": SRCNN,
+    "srcnn-seed": SRCNNStudy,
+    "vdsr": VDSR,
+    "vdsr-seed": VDSRStudy,
+    "srresnet": SRResNet,
+    "srgan": SRResNet,
+    "srgan-seed": SRGANStudyGenerator,
+}
 
-__all__ = ["MODELS", "SRCNN", "VDSR", "SRResNet", "Discriminator", "build_model", "save_model", "load_model"]
+#: The models trained adversarially.
+GAN_MODELS = ("srgan", "srgan-seed")
+
+__all__ = [
+    "MODELS",
+    "GAN_MODELS",
+    "SRCNN",
+    "SRCNNStudy",
+    "VDSR",
+    "VDSRStudy",
+    "SRResNet",
+    "SRGANStudyGenerator",
+    "Discriminator",
+    "SRGANStudyDiscriminator",
+    "build_model",
+    "save_model",
+    "load_model",
+]
 
 
 def build_model(name: str, scale: int, arch: dict[str, Any]) -> nn.Module:

@@ -2,7 +2,7 @@
 as written in the study's Keras code (quoted in the issue tracker): an SRCNN that upsamples
 inside the network, a VDSR with a transposed convolution and no global skip, and an SRGAN
 generator and discriminator. The study trains on DIV2K with MSE (SRCNN, VDSR) and, for the
-GAN, with BCE plus an MSE content loss on VGG19 ``block3_conv4`` (:data:`STUDY_CONTENT_LAYER_END`).
+GAN, with BCE plus an MSE content loss on VGG19 ``block3_conv4`` (``VGGContentLoss(layer="34")``).
 
 Each class quotes the Keras lines it implements. Where the study leaves something open the
 choice is a constructor argument and says so. Weights start as Keras initialises them
@@ -14,12 +14,6 @@ from torch import Tensor, nn
 
 from srbench.models.srgan import SubPixelUpsample
 from srbench.models.vdsr import conv_relu_stack
-
-#: End of the slice of torchvision's ``vgg19().features`` giving the study's content features,
-#: Keras ``block3_conv4``: conv3_4 is ``features[16]``; a Keras conv layer includes its ReLU,
-#: which is ``features[17]``, so the slice is ``features[:18]`` (same convention as
-#: ``srbench.losses``, whose VGG22 ends at 9 and VGG54 at 36).
-STUDY_CONTENT_LAYER_END = 18
 
 _BLOCK_LAYERS = ("conv", "bn", "relu", "prelu")
 
