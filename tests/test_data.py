@@ -94,7 +94,11 @@ def test_prepare_refuses_bad_input_before_writing(tmp_path: Path) -> None:
         prepare(tmp_path, tmp_path / "out", scale=3, patch_size=32, stride=16, workers=1)
     with pytest.raises(SrbenchError, match="image folder not found"):
         prepare(tmp_path / "missing", tmp_path / "out", scale=2, patch_size=32, stride=16, workers=1)
-    assert not (tmp_path / "out").exists()
+    for split in ("train", "valid"):
+        write_png(tmp_path / "small" / split / "HR" / "a.png", np.zeros((20, 40, 3), np.uint8))
+    with pytest.raises(SrbenchError, match="no image is at least prepare.patch_size=32"):
+        prepare(tmp_path / "small", tmp_path / "out", scale=2, patch_size=32, stride=16, workers=1)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()
 
 
 def test_hr_folder_pairs_and_unreadable_image(tmp_path: Path) -> None:

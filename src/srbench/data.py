@@ -23,7 +23,7 @@ from numpy.lib.format import open_memmap
 
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
-from srbench.images import list_images, read_image, write_png
+from srbench.images import image_size, list_images, read_image, write_png
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,16 @@ def make_pair(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[np.ndarra
         return hr, lr
     hr = modcrop(hr, scale)
     return hr, degrade(hr, scale)
+
+
+def _pair_size(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[int, int]:
+    """(height, width) of the HR image :func:`make_pair` returns, from the file headers alone."""
+    lr_path = lr_dir / f"{hr_path.stem}.png" if lr_dir is not None else None
+    if lr_path is not None and lr_path.is_file():
+        width, height = image_size(lr_path)
+        return height * scale, width * scale
+    width, height = image_size(hr_path)
+    return height - height % scale, width - width % scale
 
 
 def _patch_corners(height: int, width: int, patch_size: int, stride: int) -> list[tuple[int, int]]:
@@ -107,12 +117,18 @@ def prepare(
     valid_images = list_images(raw_dir / "valid" / "HR")
     if not train_images or not valid_images:
         raise SrbenchError(f"{raw_dir}: needs images in train/HR and valid/HR (run srbench download)")
-    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
 
     train_lr_dir = _official_lr_dir(raw_dir, "train", scale)
     valid_lr_dir = _official_lr_dir(raw_dir, "valid", scale)
+    # Patches go straight into the memory-mapped store as each image is cut: the patch count
+    # comes from the image headers, so no more than one image's patches is held in RAM.
+    counts = [len(_patch_corners(*_pair_size(path, scale, train_lr_dir), patch_size, stride)) for path in train_images]
+    count = sum(counts)
+    if count == 0:
+        raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
+    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(max(1, workers)) as pool:
@@ -124,22 +140,18 @@ def prepare(
             benchmark[set_name] = len(pool.map(_valid_pair, set_jobs))
             logger.info("benchmark %s: %d image pairs written", set_name, benchmark[set_name])
 
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        lr_size = patch_size // scale
+        hr_store = open_memmap(tmp_dir / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
+        lr_store = open_memmap(tmp_dir / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
+        offset = 0
         jobs = [(path, scale, train_lr_dir, patch_size, stride) for path in train_images]
-        for done, chunk in enumerate(pool.imap(_cut_patches, jobs), start=1):
-            chunks.append(chunk)
-            logger.info("training patches: image %d/%d (%s): %d patches", done, len(jobs), train_images[done - 1].name, len(chunk[0]))
-    count = sum(len(hr) for hr, _ in chunks)
-    if count == 0:
-        raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
-    lr_size = patch_size // scale
-    hr_store = open_memmap(tmp_dir / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
-    lr_store = open_memmap(tmp_dir / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
-    offset = 0
-    for hr, lr in chunks:
-        hr_store[offset : offset + len(hr)] = hr
-        lr_store[offset : offset + len(lr)] = lr
-        offset += len(hr)
+        for index, (hr, lr) in enumerate(pool.imap(_cut_patches, jobs)):
+            if len(hr) != counts[index]:
+                raise SrbenchError(f"{train_images[index]}: cut {len(hr)} patches, expected {counts[index]} from its size")
+            hr_store[offset : offset + len(hr)] = hr
+            lr_store[offset : offset + len(lr)] = lr
+            offset += len(hr)
+            logger.info("training patches: image %d/%d (%s): %d patches", index + 1, len(jobs), train_images[index].name, len(hr))
     hr_store.flush()
     lr_store.flush()
     del hr_store, lr_store

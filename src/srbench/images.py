@@ -20,6 +20,15 @@ def open_image(path: Path) -> Image.Image:
         raise InvalidImageError(f"{path}: cannot read image ({error})") from error
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise InvalidImageError(f"{path}: cannot read image ({error})") from error
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert to RGB, compositing any transparency onto white."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
