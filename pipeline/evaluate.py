@@ -83,12 +83,13 @@ def evaluate(
         pairs = {hr_dir.name: pairs_from_hr_folder(hr_dir, scale)}
     else:
         pairs = {name: load_pairs(folder) for name, folder in evaluation_sets(data).items()}
-    lpips, lpips_status = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
+    lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
+    lpips_status = unavailable or "available (alex)"
 
     logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs)}
     with mlflow_run("evaluate", logged, model=model) as mlflow:
-        mlflow.set_tag("lpips", lpips_status or "alex")
-        summary: dict = {"lpips_status": lpips_status or "available (alex)"}
+        mlflow.set_tag("lpips", lpips_status)
+        summary: dict = {"lpips_status": lpips_status}
         per_image, outputs = {}, {}
         for set_name, set_pairs in pairs.items():
             summary[set_name], per_image[set_name], outputs[set_name] = _score(upscale, set_pairs, scale, used_device, lpips)

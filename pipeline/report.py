@@ -55,7 +55,8 @@ def report(
                 row = {"name": model, **evaluated[model][set_name], "published": published(published_key, scale, model)}
                 if model in trained:
                     row |= {"n_parameters": trained[model]["n_parameters"], "training_seconds": trained[model]["training_seconds"]}
-                cited |= {model} if row["published"] else set()
+                if row["published"]:
+                    cited.add(model)
                 rows.append(row)
                 mlflow.log_metrics({f"{set_name}_{model}_psnr_y": row["psnr_y"], f"{set_name}_{model}_ssim_y": row["ssim_y"]})
             sections.append(f"## {heading}, x{scale}\n\n{markdown_table(rows)}")

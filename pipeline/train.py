@@ -100,15 +100,12 @@ def _history_csv(history: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _generator(model: str, settings: dict[str, Any], scale: int, init: Path | None, device: torch.device) -> torch.nn.Module:
-    """A fresh network, or (srgan) the SRResNet weights it starts from."""
-    if init is None:
-        return build_model(model, scale, settings["arch"]).to(device)
+def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """srgan's starting point: the trained SRResNet in ``init`` and its architecture."""
     network, meta = load_model(init, device)
     if meta["name"] != "srresnet" or meta["scale"] != scale:
         raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']}, expected srresnet x{scale}")
-    settings["arch"] = meta["arch"]
-    return network.train()
+    return network.train(), meta["arch"]
 
 
 def train(
@@ -124,7 +121,10 @@ def train(
     device = pick_device(settings["device"])
     scale = read_meta(data)["scale"]
     torch.manual_seed(settings["seed"])
-    network = _generator(model, settings, scale, init, device)
+    if init is None:
+        network = build_model(model, scale, settings["arch"]).to(device)
+    else:
+        network, settings["arch"] = _srresnet_to_start_from(init, scale, device)
     sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
     valid_pairs = load_pairs(data / "valid")
     precision = Precision(device, settings["precision"])

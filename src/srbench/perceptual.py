@@ -5,15 +5,14 @@ Effectiveness of Deep Features as a Perceptual Metric", CVPR 2018. This module w
 ``lpips`` package (v0.1 linear layers, which ship inside the package) on top of a torchvision
 backbone whose ImageNet weights torchvision keeps in ``<torch.hub.get_dir()>/checkpoints``.
 
-The metric is optional: :func:`load_lpips` returns ``(None, reason)`` when the ``lpips`` package
-or the backbone weights are not available, so a report can say "unavailable" instead of a number.
+The metric is optional: :func:`load_lpips` returns ``(None, reason)`` when the backbone weights
+are not available, so a report can say "unavailable" instead of a number.
 The backbone weights are looked up in the torch hub cache first; only when they are missing is a
 download tried, after a HEAD request with a timeout so that an offline machine fails in seconds.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import pickle
@@ -27,6 +26,7 @@ import torch
 from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
 
 from srbench.errors import SrbenchError
+from srbench.metrics import uint8_to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _PROBE_TIMEOUT_S = 10.0
 
 
 class LPIPSUnavailableError(SrbenchError):
-    """The lpips package or the backbone's ImageNet weights cannot be loaded."""
+    """The backbone's ImageNet weights (or LPIPS' linear layers) cannot be loaded."""
 
 
 def backbone_weights_path(net: str) -> Path:
@@ -96,10 +96,8 @@ class LPIPS:
         _check_net(net)
         if backbone not in _BACKBONES:
             raise SrbenchError(f"unknown LPIPS backbone {backbone!r}; choose one of {', '.join(_BACKBONES)}")
-        try:
-            lpips = importlib.import_module("lpips")
-        except ImportError as error:
-            raise LPIPSUnavailableError(f"the lpips package is not installed: {error}") from error
+        import lpips  # imported here: it loads torchvision's model zoo, which evaluate needs only when on
+
         if backbone == "pretrained":
             _ensure_backbone_weights(net, download)
         self.net = net
@@ -132,8 +130,7 @@ class LPIPS:
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         """uint8 H×W×3 → float32 1×3×H×W in [-1, 1] on the metric's device, as LPIPS expects."""
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-        return tensor.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1.0
+        return uint8_to_tensor(image).to(self.device) * 2 - 1
 
 
 def load_lpips(
