@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from srbench.metrics import psnr, rgb_to_y, sr_metrics, ssim, tensor_to_uint8, uint8_to_tensor
+from srbench.metrics import keras_accuracy, psnr, rgb_to_y, sr_metrics, ssim, tensor_to_uint8, uint8_to_tensor
 
 
 def _random_image(shape: tuple[int, int, int], seed: int, low: int = 0, high: int = 256) -> np.ndarray:
@@ -152,11 +152,52 @@ def test_sr_metrics_keys_and_crop() -> None:
     hr = _random_image((30, 36, 3), seed=41)
     sr = _add_noise(hr, 5.0, seed=42)
     metrics = sr_metrics(sr, hr, scale=3)
-    assert set(metrics) == {"psnr_y", "ssim_y", "psnr_rgb"}
+    assert set(metrics) == {"psnr_y", "ssim_y", "psnr_rgb", "keras_accuracy"}
     assert metrics["psnr_y"] == psnr(sr, hr, 3, True)
     assert metrics["ssim_y"] == ssim(sr, hr, 3, True)
     assert metrics["psnr_rgb"] == psnr(sr, hr, 3, False)
+    assert metrics["keras_accuracy"] == keras_accuracy(sr, hr, 3)
     assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_keras_accuracy_of_hand_made_pixels() -> None:
+    # One row of 8 pixels; the dominant channel (first one on ties) of HR and of SR:
+    hr = np.array(
+        [[[200, 10, 10], [10, 200, 10], [10, 10, 200], [90, 90, 10], [50, 50, 50], [0, 0, 0], [10, 20, 30], [30, 20, 10]]],
+        dtype=np.uint8,
+    )  # R, G, B, R (R = G tie), R (all equal), R (all zero), B, R
+    sr = np.array(
+        [[[255, 254, 0], [0, 1, 0], [10, 200, 10], [90, 91, 10], [7, 7, 7], [1, 0, 1], [0, 0, 1], [0, 0, 0]]],
+        dtype=np.uint8,
+    )  # R (match), G (match), G (miss), G (miss), R (match), R (match), B (match), R (match)
+    assert keras_accuracy(sr, hr, crop_border=0) == 6 / 8
+    assert keras_accuracy(hr, sr, crop_border=0) == 6 / 8  # symmetric
+
+
+def test_keras_accuracy_is_one_for_identical_images_and_ignores_magnitude() -> None:
+    image = _random_image((20, 24, 3), seed=61)
+    assert keras_accuracy(image, image.copy(), crop_border=2) == 1.0
+    # Each pixel's dominant channel is 150 above the others; halving every value keeps it dominant.
+    hr = _random_image((20, 24, 3), seed=62, high=100)
+    channel = np.random.default_rng(63).integers(0, 3, (20, 24))
+    hr[np.arange(20)[:, None], np.arange(24)[None, :], channel] += 150
+    assert keras_accuracy(hr // 2, hr, crop_border=0) == 1.0
+    assert psnr(hr // 2, hr, crop_border=0, y_channel=True) < 20  # yet far from HR: not a fidelity measure
+
+
+def test_keras_accuracy_crops_the_border() -> None:
+    # 6×6 images that differ in every border pixel (36 - 16 = 20 of them) and agree inside.
+    hr = np.zeros((6, 6, 3), dtype=np.uint8)
+    hr[..., 0] = 100  # red everywhere
+    sr = hr.copy()
+    sr[[0, -1], :, 2] = 200  # blue on the border rows...
+    sr[:, [0, -1], 2] = 200  # ...and columns
+    assert keras_accuracy(sr, hr, crop_border=0) == 16 / 36
+    assert keras_accuracy(sr, hr, crop_border=1) == 1.0
+    with pytest.raises(ValueError, match="crop_border 3"):
+        keras_accuracy(sr, hr, crop_border=3)
+    with pytest.raises(ValueError, match="shape"):
+        keras_accuracy(sr, hr[:5], crop_border=0)
 
 
 def test_tensor_round_trip() -> None:

@@ -1,6 +1,7 @@
-"""PSNR and SSIM as the super-resolution literature reports them (BasicSR's convention).
+"""PSNR and SSIM as the super-resolution literature reports them (BasicSR's convention), and the
+Keras ``accuracy`` of the study whose models we reproduce.
 
-Both metrics work on the 0-255 scale in float64, after cropping ``crop_border`` pixels from every
+PSNR and SSIM work on the 0-255 scale in float64, after cropping ``crop_border`` pixels from every
 side, either on the BT.601 luma (Y) channel or on the RGB channels.
 """
 
@@ -94,12 +95,28 @@ def ssim(a: np.ndarray, b: np.ndarray, crop_border: int, y_channel: bool) -> flo
     return float(np.mean([_ssim_single(x[..., k], y[..., k], window) for k in range(x.shape[2])]))
 
 
+def keras_accuracy(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> float:
+    """The study's Keras ``accuracy``: the fraction of pixels whose dominant colour channel is the
+    same in two uint8 RGB images, after cropping ``crop_border`` pixels from every side.
+
+    The study compiled its MSE models with ``metrics=['accuracy']``, which Keras resolves to
+    categorical accuracy for (H, W, 3) outputs: ``argmax`` over the channels of SR and HR, compared
+    per pixel. Ties go to the first largest channel (R before G before B), as with ``np.argmax`` and
+    TensorFlow's argmax in practice; so a grey pixel counts as red. It measures no fidelity: any
+    image that keeps each pixel's dominant channel scores 1.0.
+    """
+    x, y = _prepare(sr, hr, crop_border, y_channel=False)
+    return float(np.mean(np.argmax(x, axis=2) == np.argmax(y, axis=2)))
+
+
 def sr_metrics(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
-    """PSNR/SSIM on Y and PSNR on RGB of a uint8 SR image against its HR image, cropping ``scale`` pixels."""
+    """PSNR/SSIM on Y, PSNR on RGB and Keras accuracy of a uint8 SR image against its HR image,
+    cropping ``scale`` pixels."""
     return {
         "psnr_y": psnr(sr, hr, crop_border=scale, y_channel=True),
         "ssim_y": ssim(sr, hr, crop_border=scale, y_channel=True),
         "psnr_rgb": psnr(sr, hr, crop_border=scale, y_channel=False),
+        "keras_accuracy": keras_accuracy(sr, hr, crop_border=scale),
     }
 
 
