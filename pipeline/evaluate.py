@@ -10,6 +10,7 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
 from srbench.data import ImagePair, load_pairs, pairs_from_hr_folder, read_meta
+from srbench.degradation import ROUNDINGS, Rounding
 from srbench.download import BENCHMARK_SETS
 from srbench.images import write_png
 from srbench.inference import Upscaler, bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
@@ -26,6 +27,17 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
         if (data / "benchmark" / name).is_dir():
             found[name] = data / "benchmark" / name
     return found
+
+
+def _bicubic_rounding(data: Path) -> Rounding:
+    """How the prepared data rounded its bicubic resizes (meta.json), so that the bicubic baseline and
+    --hr-dir pairs are made alike; per_pass when there is no prepared data or its meta.json predates
+    the key."""
+    path = data / "meta.json"
+    rounding = read_meta(data).get("bicubic_rounding", "per_pass") if path.is_file() else "per_pass"
+    if rounding not in ROUNDINGS:
+        raise ParamError(f"{path}: bicubic_rounding = {rounding!r}: choose one of {', '.join(ROUNDINGS)}")
+    return rounding
 
 
 def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict]) -> None:
@@ -62,7 +74,8 @@ def evaluate(
     weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
-    """Super-resolve every test set, write SR PNGs, per-image and mean metrics, and throughput."""
+    """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, Keras
+    accuracy, LPIPS), and throughput."""
     params = Params(params_file)
     device = pick_device(params.string("evaluate.device"))
     use_lpips = params.choice("evaluate.lpips", (True, False))
@@ -72,21 +85,22 @@ def evaluate(
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
     out = out or Path(f"results/{model}")
     metrics_path = out / "metrics.json" if hr_dir is not None else Path(f"metrics/eval/{model}.json")
+    rounding = _bicubic_rounding(data)
 
     if model == "bicubic":
         scale = scale or read_meta(data)["scale"]
-        upscale, used_device = bicubic_upscaler(scale), None
+        upscale, used_device = bicubic_upscaler(scale, rounding), None
     else:
         network, meta = load_model(weights or Path(f"models/{model}.pt"), device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
-        pairs = {hr_dir.name: pairs_from_hr_folder(hr_dir, scale)}
+        pairs = {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}
     else:
         pairs = {name: load_pairs(folder) for name, folder in evaluation_sets(data).items()}
     lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
     lpips_status = unavailable or "available (alex)"
 
-    logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs)}
+    logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
     with mlflow_run("evaluate", logged, model=model) as mlflow:
         mlflow.set_tag("lpips", lpips_status)
         summary: dict = {"lpips_status": lpips_status}
@@ -96,9 +110,9 @@ def evaluate(
             scores = summary[set_name]
             mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items() if value is not None})
             logger.info(
-                "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, lpips %s, %.3f MP/s",
+                "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, lpips %s, keras accuracy %.4f, %.3f MP/s",
                 model, set_name, scale, len(set_pairs), scores["psnr_y"], scores["ssim_y"], scores["psnr_rgb"],
-                "–" if scores["lpips"] is None else f"{scores['lpips']:.4f}", scores["megapixels_per_second"],
+                "–" if scores["lpips"] is None else f"{scores['lpips']:.4f}", scores["keras_accuracy"], scores["megapixels_per_second"],
             )
         _write_results(out, outputs, per_image)
         write_json(metrics_path, summary)

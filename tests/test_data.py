@@ -23,7 +23,7 @@ def test_prepare_writes_patches_validation_pairs_and_meta(prepared_x2: Path, raw
     meta = json.loads((prepared_x2 / "meta.json").read_text())
     hr = np.load(prepared_x2 / "train_hr.npy", mmap_mode="r")
     lr = np.load(prepared_x2 / "train_lr.npy", mmap_mode="r")
-    assert meta["scale"] == 2 and meta["lr_source"] == "matlab_bicubic"
+    assert meta["scale"] == 2 and meta["lr_source"] == "matlab_bicubic" and meta["bicubic_rounding"] == "per_pass"
     assert hr.shape[1:] == (32, 32, 3) and lr.shape[1:] == (16, 16, 3)
     assert len(hr) == len(lr) == meta["train_patches"] > 0
     # 64x64 crops, 32-px patches every 16 px: 3 x 3 patches per training image
@@ -32,6 +32,20 @@ def test_prepare_writes_patches_validation_pairs_and_meta(prepared_x2: Path, raw
         source = modcrop(read_image(raw_samples / "valid" / "HR" / f"{pair.name}.png"), 2)
         assert np.array_equal(pair.hr, source)
         assert np.array_equal(pair.lr, degrade(source, 2))
+
+
+def test_prepare_degrades_with_the_rounding_asked_for(tmp_path: Path, raw_samples: Path, prepared_x2: Path) -> None:
+    out = tmp_path / "prepared"
+    meta = prepare(raw_samples, out, scale=2, patch_size=32, stride=16, workers=1, rounding="once")
+    assert meta["bicubic_rounding"] == json.loads((out / "meta.json").read_text())["bicubic_rounding"] == "once"
+    differ = 0
+    for pair, per_pass in zip(load_pairs(out / "valid"), load_pairs(prepared_x2 / "valid")):
+        assert np.array_equal(pair.lr, degrade(pair.hr, 2, "once"))
+        differ += int(np.sum(pair.lr != per_pass.lr))
+    assert differ > 0
+    # The patch store is cut from the same LR images.
+    assert np.array_equal(np.load(out / "train_hr.npy"), np.load(prepared_x2 / "train_hr.npy"))
+    assert not np.array_equal(np.load(out / "train_lr.npy"), np.load(prepared_x2 / "train_lr.npy"))
 
 
 def test_official_lr_images_are_used_as_they_are(tmp_path: Path) -> None:
@@ -106,6 +120,11 @@ def test_hr_folder_pairs_and_unreadable_image(tmp_path: Path) -> None:
     (pair,) = pairs_from_hr_folder(tmp_path, 4)
     assert pair.hr.shape == (20, 28, 3) and pair.lr.shape == (5, 7, 3)
     assert (pair.lr == 77).all()
+    noise = np.random.default_rng(2).integers(40, 216, (24, 32, 3), dtype=np.uint8)
+    write_png(tmp_path / "b.png", noise)
+    for rounding in ("per_pass", "once"):
+        _, noisy = pairs_from_hr_folder(tmp_path, 4, rounding)
+        assert np.array_equal(noisy.lr, degrade(noise, 4, rounding))
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(InvalidImageError, match="broken.jpg"):
         pairs_from_hr_folder(tmp_path, 4)

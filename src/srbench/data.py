@@ -5,7 +5,8 @@ Layout written by :func:`prepare` (``out_dir``)::
     train_hr.npy, train_lr.npy   uint8 arrays (N, P, P, 3) and (N, P/s, P/s, 3)
     valid/HR/<name>.png, valid/LR/<name>.png
     benchmark/<set>/HR/<name>.png, benchmark/<set>/LR/<name>.png   (when data/raw has benchmark sets)
-    meta.json                    data set, scale, patch size, stride, counts, where the LR images came from
+    meta.json                    data set, scale, patch size, stride, counts, where the LR images came from,
+                                 the rounding of our bicubic degradation (srbench.degradation)
 """
 
 import json
@@ -21,16 +22,18 @@ import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
-from srbench.degradation import degrade, modcrop
+from srbench.degradation import Rounding, degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
 from srbench.images import image_size, list_images, read_image, write_png
 
 logger = logging.getLogger(__name__)
 
 
-def make_pair(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def make_pair(
+    hr_path: Path, scale: int, lr_dir: Path | None, rounding: Rounding = "per_pass"
+) -> tuple[np.ndarray, np.ndarray]:
     """HR (mod-cropped) and LR images for one file: the shipped LR file when ``lr_dir`` has one,
-    else MATLAB-compatible bicubic degradation of the HR image."""
+    else MATLAB-compatible bicubic degradation of the HR image, rounded by ``rounding``."""
     hr = read_image(hr_path)
     lr_path = lr_dir / f"{hr_path.stem}.png" if lr_dir is not None else None
     if lr_path is not None and lr_path.is_file():
@@ -40,7 +43,7 @@ def make_pair(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[np.ndarra
             raise InvalidImageError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} does not match HR {hr_path} at x{scale}")
         return hr, lr
     hr = modcrop(hr, scale)
-    return hr, degrade(hr, scale)
+    return hr, degrade(hr, scale, rounding)
 
 
 def _pair_size(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[int, int]:
@@ -61,9 +64,9 @@ def _patch_corners(height: int, width: int, patch_size: int, stride: int) -> lis
     ]
 
 
-def _cut_patches(job: tuple[Path, int, Path | None, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    hr_path, scale, lr_dir, patch_size, stride = job
-    hr, lr = make_pair(hr_path, scale, lr_dir)
+def _cut_patches(job: tuple[Path, int, Path | None, Rounding, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    hr_path, scale, lr_dir, rounding, patch_size, stride = job
+    hr, lr = make_pair(hr_path, scale, lr_dir, rounding)
     corners = _patch_corners(hr.shape[0], hr.shape[1], patch_size, stride)
     lr_size = patch_size // scale
     hr_patches = np.stack([hr[t : t + patch_size, l : l + patch_size] for t, l in corners]) if corners else np.empty((0, patch_size, patch_size, 3), np.uint8)
@@ -75,9 +78,9 @@ def _cut_patches(job: tuple[Path, int, Path | None, int, int]) -> tuple[np.ndarr
     return hr_patches, lr_patches
 
 
-def _valid_pair(job: tuple[Path, int, Path | None, Path]) -> str:
-    hr_path, scale, lr_dir, out_dir = job
-    hr, lr = make_pair(hr_path, scale, lr_dir)
+def _valid_pair(job: tuple[Path, int, Path | None, Rounding, Path]) -> str:
+    hr_path, scale, lr_dir, rounding, out_dir = job
+    hr, lr = make_pair(hr_path, scale, lr_dir, rounding)
     write_png(out_dir / "HR" / f"{hr_path.stem}.png", hr)
     write_png(out_dir / "LR" / f"{hr_path.stem}.png", lr)
     return hr_path.stem
@@ -88,7 +91,9 @@ def _official_lr_dir(raw_dir: Path, split: str, scale: int) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _benchmark_jobs(raw_dir: Path, scale: int, tmp_dir: Path) -> dict[str, list[tuple[Path, int, Path | None, Path]]]:
+def _benchmark_jobs(
+    raw_dir: Path, scale: int, rounding: Rounding, tmp_dir: Path
+) -> dict[str, list[tuple[Path, int, Path | None, Rounding, Path]]]:
     """Jobs writing each benchmark set of ``raw_dir/benchmark`` (HR plus official LR) as test pairs."""
     jobs = {}
     for set_dir in sorted(path for path in (raw_dir / "benchmark").glob("*") if path.is_dir()):
@@ -96,19 +101,27 @@ def _benchmark_jobs(raw_dir: Path, scale: int, tmp_dir: Path) -> dict[str, list[
         if not images:
             raise SrbenchError(f"{set_dir / 'HR'}: no images in this benchmark set")
         lr_dir = _official_lr_dir(raw_dir / "benchmark", set_dir.name, scale)
-        jobs[set_dir.name] = [(path, scale, lr_dir, tmp_dir / "benchmark" / set_dir.name) for path in images]
+        jobs[set_dir.name] = [(path, scale, lr_dir, rounding, tmp_dir / "benchmark" / set_dir.name) for path in images]
     return jobs
 
 
 def prepare(
-    raw_dir: Path, out_dir: Path, scale: int, patch_size: int, stride: int, workers: int, dataset: str = "unnamed"
+    raw_dir: Path,
+    out_dir: Path,
+    scale: int,
+    patch_size: int,
+    stride: int,
+    workers: int,
+    dataset: str = "unnamed",
+    rounding: Rounding = "per_pass",
 ) -> dict:
     """Cut training patches and write validation and benchmark pairs from a raw data directory;
     returns the metadata.
 
     ``raw_dir`` has ``{train,valid}/HR/*.png`` and, optionally, official LR images in
     ``{train,valid}/LR_bicubic/X<scale>/`` and benchmark sets in ``benchmark/<set>/HR`` (with
-    ``benchmark/<set>/LR_bicubic/X<scale>``). ``dataset`` names the data in the metadata.
+    ``benchmark/<set>/LR_bicubic/X<scale>``). ``dataset`` names the data in the metadata;
+    ``rounding`` is how LR images made here (where no official ones exist) are rounded.
     Everything is written next to ``out_dir`` first and renamed into place at the end.
     """
     if patch_size % scale:
@@ -132,11 +145,11 @@ def prepare(
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with context.Pool(max(1, workers)) as pool:
-        jobs = [(path, scale, valid_lr_dir, tmp_dir / "valid") for path in valid_images]
+        jobs = [(path, scale, valid_lr_dir, rounding, tmp_dir / "valid") for path in valid_images]
         valid_names = pool.map(_valid_pair, jobs)
         logger.info("validation: %d image pairs written", len(valid_names))
         benchmark = {}
-        for set_name, set_jobs in _benchmark_jobs(raw_dir, scale, tmp_dir).items():
+        for set_name, set_jobs in _benchmark_jobs(raw_dir, scale, rounding, tmp_dir).items():
             benchmark[set_name] = len(pool.map(_valid_pair, set_jobs))
             logger.info("benchmark %s: %d image pairs written", set_name, benchmark[set_name])
 
@@ -144,7 +157,7 @@ def prepare(
         hr_store = open_memmap(tmp_dir / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
         lr_store = open_memmap(tmp_dir / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
         offset = 0
-        jobs = [(path, scale, train_lr_dir, patch_size, stride) for path in train_images]
+        jobs = [(path, scale, train_lr_dir, rounding, patch_size, stride) for path in train_images]
         for index, (hr, lr) in enumerate(pool.imap(_cut_patches, jobs)):
             if len(hr) != counts[index]:
                 raise SrbenchError(f"{train_images[index]}: cut {len(hr)} patches, expected {counts[index]} from its size")
@@ -166,6 +179,7 @@ def prepare(
         "valid_images": valid_names,
         "benchmark_images": benchmark,
         "lr_source": "official" if train_lr_dir else "matlab_bicubic",
+        "bicubic_rounding": rounding,
     }
     (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -199,12 +213,12 @@ def load_pairs(folder: Path) -> list[ImagePair]:
     return [ImagePair(p.stem, read_image(folder / "LR" / p.name), read_image(p)) for p in hr_paths]
 
 
-def pairs_from_hr_folder(folder: Path, scale: int) -> list[ImagePair]:
-    """Test pairs from any folder of HR images, degraded like the training data."""
+def pairs_from_hr_folder(folder: Path, scale: int, rounding: Rounding = "per_pass") -> list[ImagePair]:
+    """Test pairs from any folder of HR images, degraded like the training data (pass its ``rounding``)."""
     images = list_images(folder)
     if not images:
         raise SrbenchError(f"{folder}: no PNG or JPEG images")
-    return [ImagePair(path.stem, *reversed(make_pair(path, scale, None))) for path in images]
+    return [ImagePair(path.stem, *reversed(make_pair(path, scale, None, rounding))) for path in images]
 
 
 class PatchSampler:
