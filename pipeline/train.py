@@ -12,19 +12,22 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json, write_text
 from srbench.data import PatchSampler, load_pairs, read_meta
-from srbench.inference import model_upscaler, pick_device
+from srbench.inference import describe_machine, model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
 from srbench.models import GAN_MODELS, MODELS, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
 from srbench.train import (
     CLIP_MODES,
     OPTIMIZERS,
     PRECISIONS,
+    SCHEDULES,
     AdversarialObjective,
+    Objective,
     OptimizerConfig,
     PixelObjective,
     Precision,
     Schedule,
     fit,
+    use_deterministic_kernels,
 )
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
@@ -35,10 +38,12 @@ def _scaled(steps: int, budget: float) -> int:
     return max(1, round(steps * budget))
 
 
-def _optimizer(params: Params, key: str, budget: float) -> OptimizerConfig:
-    """``MODEL.optimizer``: name and lr are required; the rest default to OptimizerConfig's values."""
+def _optimizer(params: Params, key: str, budget: float, steps: int) -> OptimizerConfig:
+    """``MODEL.optimizer``: name and lr are required; the rest default to OptimizerConfig's values.
+    Step counts (``decay_every``, ``warmup_steps``) scale with the budget; a cosine schedule
+    spans the run's ``steps``."""
     section = params.section(key)
-    fields = {field.name for field in dataclasses.fields(OptimizerConfig)}
+    fields = {field.name for field in dataclasses.fields(OptimizerConfig)} - {"total_steps"}
     unknown = sorted(set(section) - fields)
     if unknown:
         raise ParamError(f"{params.path}: {key}.{unknown[0]}: unknown setting (accepted: {', '.join(sorted(fields))})")
@@ -48,37 +53,43 @@ def _optimizer(params: Params, key: str, budget: float) -> OptimizerConfig:
             values[name] = params.non_negative_float(f"{key}.{name}")
     if "decay_factor" in section:
         values["decay_factor"] = params.positive_float(f"{key}.decay_factor")
-    for name in ("last_layer_lr", "grad_clip"):
+    for name in ("last_layer_lr", "bias_lr", "grad_clip"):
         if name in section:
             values[name] = params.optional_positive_float(f"{key}.{name}")
     if "decay_every" in section:
         decay_every = params.optional_integer(f"{key}.decay_every", minimum=1)
         values["decay_every"] = None if decay_every is None else _scaled(decay_every, budget)
+    if "warmup_steps" in section:
+        values["warmup_steps"] = _scaled(params.integer(f"{key}.warmup_steps", minimum=0), budget)
     if "grad_clip_mode" in section:
         values["grad_clip_mode"] = params.choice(f"{key}.grad_clip_mode", CLIP_MODES)
-    return OptimizerConfig(**values)
+    if "schedule" in section:
+        values["schedule"] = params.choice(f"{key}.schedule", SCHEDULES)
+    return OptimizerConfig(**values, total_steps=steps)
 
 
-def _read_settings(params: Params, model: str, init: Path | None) -> dict[str, Any]:
+def read_settings(params: Params, model: str) -> dict[str, Any]:
     """Every param the training of ``model`` uses, checked before any work starts."""
     if model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
-    if (model == "srgan") != (init is not None):
-        raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
     budget = params.positive_float("train.budget")
+    steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
     settings = {
         "device": params.string("train.device"),
         "precision": params.choice("train.precision", PRECISIONS),
+        "deterministic": params.choice("train.deterministic", (True, False)),
         "seed": params.integer("train.seed"),
         "log_every": params.integer("train.log_every", minimum=1),
         "validate_every": params.integer("train.validate_every", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
         "budget": budget,
-        "steps": _scaled(params.integer(f"{model}.steps", minimum=1), budget),
+        "steps": steps,
         "batch_size": params.integer(f"{model}.batch_size", minimum=1),
         "patch_size": params.integer(f"{model}.patch_size", minimum=4),
-        "optimizer": dataclasses.asdict(_optimizer(params, f"{model}.optimizer", budget)),
+        "optimizer": dataclasses.asdict(_optimizer(params, f"{model}.optimizer", budget, steps)),
     }
+    if model not in GAN_MODELS:
+        settings["loss_scale"] = params.positive_float(f"{model}.loss_scale")
     if model != "srgan":  # srgan keeps the architecture of the SRResNet it starts from
         settings["arch"] = params.section(f"{model}.arch")
     if model in GAN_MODELS:
@@ -108,6 +119,21 @@ def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tup
     return network.train(), meta["arch"]
 
 
+def build_objective(model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device) -> Objective:
+    """What ``model`` is trained to minimise with its recipe's optimiser: the pixel loss, or the
+    adversarial game (the discriminator and VGG loss are built here, so a missing VGG file fails
+    before any training)."""
+    precision = Precision(device, settings["precision"])
+    optimizer = OptimizerConfig(**settings["optimizer"])
+    if model not in GAN_MODELS:
+        return PixelObjective(network, optimizer, precision, settings["loss_scale"])
+    discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
+    content_loss = VGGContentLoss(settings["vgg_layer"], settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"])
+    return AdversarialObjective(
+        network, discriminator.to(device), content_loss.to(device), optimizer, settings["adversarial_weight"], precision
+    )
+
+
 def train(
     model: str = typer.Argument(..., help=f"One of: {', '.join(MODELS)}."),
     params_file: Path = PARAMS_OPTION,
@@ -117,9 +143,12 @@ def train(
 ) -> None:
     """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/."""
     params = Params(params_file)
-    settings = _read_settings(params, model, init)
+    settings = read_settings(params, model)
+    if (model == "srgan") != (init is not None):
+        raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
     device = pick_device(settings["device"])
     scale = read_meta(data)["scale"]
+    use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     if init is None:
         network = build_model(model, scale, settings["arch"]).to(device)
@@ -127,18 +156,7 @@ def train(
         network, settings["arch"] = _srresnet_to_start_from(init, scale, device)
     sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
     valid_pairs = load_pairs(data / "valid")
-    precision = Precision(device, settings["precision"])
-    optimizer = OptimizerConfig(**settings["optimizer"])
-    if model in GAN_MODELS:  # build the discriminator and the VGG loss now: a missing VGG file fails here
-        discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
-        content_loss = VGGContentLoss(
-            settings["vgg_layer"], settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"]
-        )
-        objective = AdversarialObjective(
-            network, discriminator.to(device), content_loss.to(device), optimizer, settings["adversarial_weight"], precision
-        )
-    else:
-        objective = PixelObjective(network, optimizer, precision)
+    objective = build_objective(model, network, settings, device)
     schedule = Schedule(
         steps=settings["steps"],
         log_every=settings["log_every"],
@@ -148,6 +166,7 @@ def train(
 
     logged = {key: value for key, value in settings.items() if key != "device"}
     logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")}
+    logged |= describe_machine(device)
     with mlflow_run("train", logged, model=model) as mlflow:
         if model in GAN_MODELS:
             mlflow.set_tag("vgg_weights", settings["vgg_weights"])

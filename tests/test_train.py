@@ -1,5 +1,6 @@
 """The training loop: it learns, it resumes exactly, it checkpoints, SRGAN's step runs."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -8,8 +9,18 @@ import torch
 from srbench.data import PatchSampler, load_pairs
 from srbench.errors import SrbenchError
 from srbench.losses import VGGContentLoss
-from srbench.models import SRCNN, Discriminator, SRResNet
-from srbench.train import AdversarialObjective, OptimizerConfig, Optimization, PixelObjective, Precision, Schedule, fit
+from srbench.models import SRCNN, Discriminator, SRResNet, save_model
+from srbench.train import (
+    AdversarialObjective,
+    OptimizerConfig,
+    Optimization,
+    PixelObjective,
+    Precision,
+    Schedule,
+    TrainingDiverged,
+    fit,
+    use_deterministic_kernels,
+)
 
 CPU = torch.device("cpu")
 
@@ -106,3 +117,67 @@ def test_bad_optimizer_settings_are_refused() -> None:
         OptimizerConfig(name="rmsprop")
     with pytest.raises(SrbenchError, match="grad_clip_mode 'value'"):
         OptimizerConfig(grad_clip_mode="value")
+
+
+def test_loss_scale_multiplies_the_gradient_and_the_logged_loss_stays_the_mse() -> None:
+    torch.manual_seed(0)
+    hr = torch.rand(4, 3, 8, 8)
+    lr = hr[:, :, ::2, ::2]
+    with torch.no_grad():
+        expected_loss = float(torch.nn.functional.mse_loss(small_srcnn()(lr), hr))
+    gradients = {}
+    for scale in (1.0, 220.5):  # Keras' 'mse'; Caffe's EuclideanLoss on SRCNN's 21 x 21 labels
+        model = small_srcnn()
+        objective = PixelObjective(model, OptimizerConfig(name="sgd", lr=1e-9, momentum=0.0), Precision(CPU, "fp32"), scale)
+        logged = objective.step(lr, hr)
+        gradients[scale] = model.reconstruction.weight.grad.clone()
+        assert float(logged["loss"]) == pytest.approx(expected_loss, rel=1e-5)
+    assert torch.allclose(gradients[220.5], gradients[1.0] * 220.5, rtol=1e-4)
+    with pytest.raises(SrbenchError, match="loss_scale 0"):
+        PixelObjective(small_srcnn(), OptimizerConfig(), Precision(CPU, "fp32"), 0)
+
+
+def test_bias_and_last_layer_rates_follow_caffes_lr_mult() -> None:
+    model = small_srcnn()
+    config = OptimizerConfig(name="sgd", lr=1e-4, last_layer_lr=1e-5, bias_lr=1e-5)
+    groups = Optimization(model, config, Precision(CPU, "fp32")).optimizer.param_groups
+    assert groups[0]["lr"] == 1e-4
+    assert {id(p) for p in groups[0]["params"]} == {id(model.patch_extraction.weight), id(model.non_linear_mapping.weight)}
+    assert groups[1]["lr"] == 1e-5 and len(groups[1]["params"]) == 4  # three biases and the reconstruction weights
+
+
+def test_cosine_schedule_with_warmup_ends_at_zero() -> None:
+    config = OptimizerConfig(lr=1.0, schedule="cosine", total_steps=100, warmup_steps=10)
+    assert config.lr_factor(0) == pytest.approx(0.1 * (0.5 + 0.5 * math.cos(0)))
+    assert config.lr_factor(9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 9 / 100)))
+    assert config.lr_factor(50) == pytest.approx(0.5)
+    assert config.lr_factor(100) == pytest.approx(0.0)
+    with pytest.raises(SrbenchError, match="schedule 'cosine' needs total_steps"):
+        OptimizerConfig(schedule="cosine")
+    with pytest.raises(SrbenchError, match="schedule 'linear'"):
+        OptimizerConfig(schedule="linear", total_steps=10)
+
+
+def test_history_carries_training_seconds(prepared_x2: Path, tmp_path: Path) -> None:
+    _, history = run(prepared_x2, tmp_path, steps=10)
+    seconds = [row["seconds"] for row in history]
+    assert all(s > 0 for s in seconds) and seconds == sorted(seconds)
+
+
+def test_divergence_stops_before_the_checkpoint(prepared_x2: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingDiverged, match="training diverged by step 5"):
+        run(prepared_x2, tmp_path, steps=10, config=OptimizerConfig(name="sgd", lr=1e12))
+    assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_training_twice_gives_byte_identical_weights(prepared_x2: Path, tmp_path: Path) -> None:
+    use_deterministic_kernels(True)
+    try:
+        files = []
+        for name in ("first", "second"):
+            model, _ = run(prepared_x2, tmp_path / name, steps=10)
+            save_model(tmp_path / name / "srcnn.pt", model, "srcnn", 2, {"n1": 16, "n2": 8, "f1": 5, "f2": 1, "f3": 3})
+            files.append((tmp_path / name / "srcnn.pt").read_bytes())
+        assert files[0] == files[1]
+    finally:
+        use_deterministic_kernels(False)

@@ -1,14 +1,16 @@
 """Running a trained model on whole images, and choosing the device."""
 
+import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from srbench.data import ImagePair
-from srbench.degradation import upscale_bicubic
+from srbench.degradation import Rounding, upscale_bicubic
 from srbench.errors import SrbenchError
 from srbench.metrics import sr_metrics, tensor_to_uint8, uint8_to_tensor
 
@@ -32,6 +34,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device: torch.device) -> dict[str, str | int]:
+    """What a result depends on beyond params and code: the CPU model, PyTorch's intra-op thread
+    count, the GPU (if ``device`` is one) and the PyTorch version."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    return {"cpu": _cpu_model(), "torch_threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__}
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -52,9 +71,9 @@ def model_upscaler(model: nn.Module, device: torch.device) -> Upscaler:
     return lambda lr: super_resolve(model, lr, device)
 
 
-def bicubic_upscaler(scale: int) -> Upscaler:
-    """The bicubic baseline (MATLAB-compatible imresize, rounded to uint8)."""
-    return lambda lr: upscale_bicubic(lr, scale)
+def bicubic_upscaler(scale: int, rounding: Rounding = "per_pass") -> Upscaler:
+    """The bicubic baseline (MATLAB-compatible imresize, rounded to uint8 by ``rounding``)."""
+    return lambda lr: upscale_bicubic(lr, scale, rounding)
 
 
 def evaluate_pairs(

@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+class TrainingDiverged(SrbenchError):
+    """A loss became NaN or infinite."""
+
+
 class Precision:
     """Mixed precision on CUDA (bf16, or fp16 with loss scaling); plain fp32 elsewhere."""
 
@@ -40,8 +44,22 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
+def use_deterministic_kernels(enabled: bool) -> None:
+    """Deterministic kernels or the fastest ones. On CPU, PyTorch's kernels are deterministic for
+    a fixed thread count either way. On CUDA, ``enabled`` selects deterministic kernels
+    (``torch.use_deterministic_algorithms``; cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set here
+    before its first use) and turns off cuDNN's autotuner, so that a rerun on the same GPU is
+    bit-identical; an operation with no deterministic CUDA kernel warns instead of failing."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
 OPTIMIZERS = ("adam", "sgd")
 CLIP_MODES = ("norm", "adjustable")
+SCHEDULES = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -49,9 +67,13 @@ class OptimizerConfig:
     """How one network learns: Adam or SGD with momentum, weight decay, a step decay of the
     learning rate and gradient clipping.
 
-    ``decay_every``: multiply the learning rate by ``decay_factor`` every so many steps (None: constant).
-    ``last_layer_lr``: a separate rate for the network's last layer (Dong et al. 2016 train
-    SRCNN's reconstruction layer at 1e-5 and the others at 1e-4).
+    ``schedule``: ``step`` multiplies the learning rate by ``decay_factor`` every ``decay_every``
+    steps (None: constant); ``cosine`` anneals it to 0 over ``total_steps`` (Loshchilov & Hutter
+    2017), so that the final weights are not one noisy step's. ``warmup_steps`` ramps the rate
+    linearly from 0 first (Goyal et al. 2017).
+    ``last_layer_lr``: a separate rate for the weights of the network's last layer, and
+    ``bias_lr`` one for every bias (Caffe's ``lr_mult``: SRCNN's released solver trains the
+    reconstruction layer and all biases at 1e-5, the other weights at 1e-4).
     ``grad_clip_mode``: ``norm`` clips the global gradient norm to ``grad_clip``; ``adjustable``
     is Kim et al. 2016's adjustable clipping, every gradient to ±``grad_clip`` / current rate.
     """
@@ -60,9 +82,13 @@ class OptimizerConfig:
     lr: float = 1e-4
     momentum: float = 0.9
     weight_decay: float = 0.0
+    schedule: str = "step"
     decay_every: int | None = None
     decay_factor: float = 0.1
+    total_steps: int | None = None
+    warmup_steps: int = 0
     last_layer_lr: float | None = None
+    bias_lr: float | None = None
     grad_clip: float | None = None
     grad_clip_mode: str = "norm"
 
@@ -71,17 +97,35 @@ class OptimizerConfig:
             raise SrbenchError(f"optimizer {self.name!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.grad_clip_mode not in CLIP_MODES:
             raise SrbenchError(f"grad_clip_mode {self.grad_clip_mode!r}: choose one of {', '.join(CLIP_MODES)}")
+        if self.schedule not in SCHEDULES:
+            raise SrbenchError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.schedule == "cosine" and not self.total_steps:
+            raise SrbenchError("schedule 'cosine' needs total_steps (the length of the run)")
+
+    def lr_factor(self, step: int) -> float:
+        """The learning rate after ``step`` updates, as a fraction of the initial one."""
+        warmup = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.schedule == "cosine":
+            return warmup * 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        if self.decay_every:
+            return warmup * self.decay_factor ** (step // self.decay_every)
+        return warmup
 
 
 def _parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:
+    """One parameter group per learning rate: biases at ``bias_lr``, the last layer's weights at
+    ``last_layer_lr``, everything else at ``lr`` (the first group, whose rate is logged)."""
     parameters = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if config.last_layer_lr is None:
-        return [{"params": [p for _, p in parameters]}]
     last_layer = parameters[-1][0].rpartition(".")[0]
-    return [
-        {"params": [p for name, p in parameters if name.rpartition(".")[0] != last_layer]},
-        {"params": [p for name, p in parameters if name.rpartition(".")[0] == last_layer], "lr": config.last_layer_lr},
-    ]
+    groups: dict[float, list[nn.Parameter]] = {config.lr: []}
+    for name, parameter in parameters:
+        rate = config.lr
+        if config.bias_lr is not None and name.endswith("bias"):
+            rate = config.bias_lr
+        elif config.last_layer_lr is not None and name.rpartition(".")[0] == last_layer:
+            rate = config.last_layer_lr
+        groups.setdefault(rate, []).append(parameter)
+    return [{"params": params, "lr": rate} for rate, params in groups.items() if params]
 
 
 class Optimization:
@@ -97,9 +141,7 @@ class Optimization:
             )
         else:
             self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-        step_size = config.decay_every or 1
-        gamma = config.decay_factor if config.decay_every else 1.0
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=step_size, gamma=gamma)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: config.lr_factor(step))
 
     @property
     def lr(self) -> float:
@@ -131,18 +173,27 @@ class Optimization:
 
 
 class PixelObjective:
-    """Mean squared error between SR and HR (SRCNN, VDSR, SRResNet and the study's CNNs)."""
+    """Squared error between SR and HR (SRCNN, VDSR, SRResNet and the study's CNNs).
 
-    def __init__(self, model: nn.Module, optimizer: OptimizerConfig, precision: Precision) -> None:
+    The optimised loss is ``loss_scale`` × the per-element mean squared error, so that a paper's
+    learning rate means what it meant in its framework: 1 for PyTorch's ``MSELoss()`` and Keras'
+    ``'mse'``; n / 2 for Caffe's ``EuclideanLoss`` (½ Σ over each label's n values, averaged
+    over the batch), with n the paper's label size (SRCNN: 21 × 21 luma values, 220.5). The
+    logged ``loss`` is always the per-element MSE, so that every recipe's curve reads on one scale."""
+
+    def __init__(self, model: nn.Module, optimizer: OptimizerConfig, precision: Precision, loss_scale: float = 1.0) -> None:
+        if not loss_scale > 0:
+            raise SrbenchError(f"loss_scale {loss_scale!r}: must be a positive number")
         self.model = model
         self.precision = precision
+        self.loss_scale = loss_scale
         self.optimization = Optimization(model, optimizer, precision)
 
-    def step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
+    def step(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         with self.precision.autocast():
-            loss = F.mse_loss(self.model(lr).float(), hr)
-        self.optimization.step(loss)
-        return {"loss": loss.item()}
+            mse = F.mse_loss(self.model(lr).float(), hr)
+        self.optimization.step(mse * self.loss_scale)
+        return {"loss": mse.detach()}
 
     def state_dict(self) -> dict:
         return {"optimization": self.optimization.state_dict()}
@@ -174,7 +225,7 @@ class AdversarialObjective:
         self.optimization = Optimization(generator, optimizer, precision)
         self.discriminator_optimization = Optimization(discriminator, optimizer, precision)
 
-    def step(self, lr: Tensor, hr: Tensor) -> dict[str, float]:
+    def step(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         with self.precision.autocast():
             sr = self.model(lr)
             real_logits = self.discriminator(hr)
@@ -188,12 +239,12 @@ class AdversarialObjective:
             generator_loss = content + self.adversarial_weight * fooling
         self.optimization.step(generator_loss)
         return {
-            "loss": generator_loss.item(),
-            "content_loss": content.item(),
-            "adversarial_loss": fooling.item(),
-            "discriminator_loss": discriminator_loss.item(),
-            "d_real": torch.sigmoid(real_logits).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits).mean().item(),
+            "loss": generator_loss.detach(),
+            "content_loss": content.detach(),
+            "adversarial_loss": fooling.detach(),
+            "discriminator_loss": discriminator_loss.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
         }
 
     def state_dict(self) -> dict:
@@ -227,18 +278,19 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _save_checkpoint(path: Path, step: int, objective: Objective, history: list[dict]) -> None:
+def _save_checkpoint(path: Path, step: int, objective: Objective, history: list[dict], seconds: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"step": step, "model": objective.model.state_dict(), "objective": objective.state_dict(), "history": history}, tmp)
+    state = {"step": step, "model": objective.model.state_dict(), "objective": objective.state_dict(), "history": history, "seconds": seconds}
+    torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path: Path, objective: Objective, device: torch.device) -> tuple[int, list[dict]]:
+def _load_checkpoint(path: Path, objective: Objective, device: torch.device) -> tuple[int, list[dict], float]:
     state = torch.load(path, map_location=device, weights_only=True)
     objective.model.load_state_dict(state["model"])
     objective.load_state_dict(state["objective"])
-    return state["step"], state["history"]
+    return state["step"], state["history"], state.get("seconds", 0.0)
 
 
 def _validate(model: nn.Module, pairs: list[ImagePair], scale: int, device: torch.device) -> dict[str, float]:
@@ -259,46 +311,52 @@ def fit(
     step_offset: int = 0,
 ) -> list[dict]:
     """Train ``objective.model`` for ``schedule.steps`` steps; returns the history (one dict per
-    logged or validated step). ``on_metrics(step, metrics)`` receives every logged value with its
-    global step (``step_offset`` + local step), e.g. to send it to an experiment tracker.
+    logged or validated step, with ``seconds``: training time so far, validation excluded).
+    ``on_metrics(step, metrics)`` receives every logged value with its global step
+    (``step_offset`` + local step), e.g. to send it to an experiment tracker.
     With ``resume`` the run continues from ``checkpoint`` when it exists. The objective's
-    networks must already be on ``device``."""
+    networks must already be on ``device``. Losses stay on the device between log steps (no
+    synchronisation per step); a non-finite loss stops the run at the next log step, before
+    anything is checkpointed."""
     model = objective.model.train()
-    start, history = 0, []
+    start, history, seconds = 0, [], 0.0
     if resume and checkpoint.is_file():
-        start, history = _load_checkpoint(checkpoint, objective, device)
+        start, history, seconds = _load_checkpoint(checkpoint, objective, device)
         logger.info("resumed from %s at step %d", checkpoint, start)
     elif resume:
         logger.warning("no checkpoint at %s: starting from step 0", checkpoint)
 
     def record(step: int, metrics: dict[str, float]) -> None:
-        history.append({"step": step_offset + step, **metrics})
+        history.append({"step": step_offset + step, "seconds": round(seconds, 3), **metrics})
         on_metrics(step_offset + step, metrics)
 
-    started, running = time.perf_counter(), {}
+    running: dict[str, Tensor] = {}
+    since_log, clock = 0, time.perf_counter()
     for step in range(start + 1, schedule.steps + 1):
         lr, hr = (tensor.to(device, non_blocking=True) for tensor in sampler.batch(step))
-        losses = objective.step(lr, hr)
-        if not all(math.isfinite(value) for value in losses.values()):
-            raise SrbenchError(f"training diverged at step {step}: {losses} (lower the learning rate)")
-        for key, value in losses.items():
-            running[key] = running.get(key, 0.0) + value
+        for key, value in objective.step(lr, hr).items():
+            running[key] = running[key] + value if key in running else value
+        since_log += 1
 
-        if step % schedule.log_every == 0 or step == schedule.steps:
-            count = schedule.log_every if step % schedule.log_every == 0 else step % schedule.log_every
-            averaged = {key: value / count for key, value in running.items()} | {"lr": objective.optimization.lr}
-            running = {}
-            record(step, averaged)
-            rate = (step - start) / (time.perf_counter() - started)
+        last = step == schedule.steps
+        due = (schedule.log_every, schedule.validate_every, schedule.checkpoint_every)
+        if last or any(step % every == 0 for every in due):
+            averaged = {key: float(value) / since_log for key, value in running.items()}
+            if not all(math.isfinite(value) for value in averaged.values()):
+                raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
+            seconds += time.perf_counter() - clock
+            record(step, averaged | {"lr": objective.optimization.lr})
+            running, since_log = {}, 0
+            rate = (step - start) / seconds
             logger.info(
                 "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
                 step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
             )
-        if step % schedule.validate_every == 0 or step == schedule.steps:
-            metrics = _validate(model, valid_pairs, sampler.scale, device)
-            record(step, {f"val_{key}": value for key, value in metrics.items()})
-            logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
-        if step % schedule.checkpoint_every == 0 or step == schedule.steps:
-            _save_checkpoint(checkpoint, step, objective, history)
+            if step % schedule.validate_every == 0 or last:
+                metrics = _validate(model, valid_pairs, sampler.scale, device)
+                record(step, {f"val_{key}": value for key, value in metrics.items()})
+                logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
+            if step % schedule.checkpoint_every == 0 or last:
+                _save_checkpoint(checkpoint, step, objective, history, seconds)
+            clock = time.perf_counter()
     return history
-
