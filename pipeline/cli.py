@@ -4,6 +4,7 @@ import sys
 
 import typer
 
+from pipeline.check import check
 from pipeline.common import setup_logging
 from pipeline.download import download
 from pipeline.evaluate import evaluate
@@ -20,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for command in (download, prepare, train, evaluate, report, upscale, profile):
+for command in (download, prepare, train, evaluate, report, upscale, profile, check):
     app.command()(command)
 
 

@@ -1,0 +1,107 @@
+"""`srbench check MODEL...`: run each recipe of a params file briefly and say whether it trains."""
+
+import math
+import tempfile
+from pathlib import Path
+
+import torch
+import typer
+
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
+from srbench.data import PatchSampler, load_pairs, read_meta
+from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, pick_device
+from srbench.models import GAN_MODELS, MODELS, build_model
+from srbench.recipe_check import RecipeCheck, loss_summary, markdown
+from srbench.train import Schedule, TrainingDiverged, fit, use_deterministic_kernels
+from pipeline.train import build_objective, read_settings
+
+
+def _check_one(
+    params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
+) -> RecipeCheck:
+    settings = read_settings(params, model) | {key: value for key, value in overrides.items() if value is not None}
+    scale = read_meta(data)["scale"]
+    use_deterministic_kernels(settings["deterministic"])
+    torch.manual_seed(settings["seed"])
+    arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]  # srgan: from a fresh SRResNet
+    network = build_model(model, scale, arch).to(device)
+    objective = build_objective(model, network, settings, device)
+    sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+    log_every = max(1, steps // 30)
+    schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
+    losses: list[float] = []
+    validation: dict[str, float] = {}
+
+    def collect(step: int, metrics: dict[str, float]) -> None:
+        if "loss" in metrics:
+            losses.append(metrics["loss"])
+        validation.update(metrics)
+
+    finite, seconds = True, math.nan
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            history = fit(objective, sampler, schedule, device, load_pairs(data / "valid"), Path(scratch) / "check.pt", on_metrics=collect)
+            seconds = history[-1]["seconds"]
+        except TrainingDiverged as error:
+            logger.warning("%s: %s", model, error)
+            finite = False
+    first, last, spike = loss_summary(losses) if losses else (math.nan, math.nan, 1.0)
+    return RecipeCheck(
+        model=model,
+        steps=steps,
+        batch_size=settings["batch_size"],
+        patch_size=settings["patch_size"],
+        first_loss=first,
+        last_loss=last if finite else math.inf,
+        finite=finite,
+        worst_spike=spike,
+        val_psnr_y=validation.get("val_psnr_y") if finite else None,
+        bicubic_psnr_y=bicubic_psnr,
+        steps_per_second=steps / seconds if finite else math.nan,
+        above_bicubic_required=above_bicubic,
+    )
+
+
+def check(
+    models: list[str] = typer.Argument(None, help="Models to check [default: every model]."),
+    params_file: Path = PARAMS_OPTION,
+    data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare (any data set and scale)."),
+    steps: int = typer.Option(300, min=3, help="Training steps per recipe."),
+    batch_size: int = typer.Option(None, help="Override every recipe's batch size."),
+    patch_size: int = typer.Option(None, help="Override every recipe's HR crop size."),
+    vgg_weights: str = typer.Option(None, help="Override the GANs' VGG weights (random: offline)."),
+    device: str = typer.Option(None, help="Override train.device."),
+    above_bicubic: list[str] = typer.Option(["vdsr"], "--above-bicubic", help="Models that must end above bicubic."),
+    out: Path = typer.Option(None, help="Write check.md and check.json into this folder."),
+) -> None:
+    """Train each recipe for a few steps from scratch (srgan from a fresh SRResNet) and report
+    whether its loss stayed finite, fell and never spiked, and its validation Y-PSNR against
+    bicubic. Exit status 1 when a recipe fails."""
+    params = Params(params_file)
+    models = models or [model for model in MODELS]
+    unknown = sorted(set(models + above_bicubic) - set(MODELS))
+    if unknown:
+        raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(MODELS)}")
+    if vgg_weights not in (None, "imagenet", "random"):
+        raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
+    overrides = {"batch_size": batch_size, "patch_size": patch_size, "steps": steps}
+    for model in models:  # every param checked before the first step
+        read_settings(params, model)
+    target = pick_device(device or params.string("train.device"))
+    meta = read_meta(data)
+    bicubic = mean_metrics(evaluate_pairs(bicubic_upscaler(meta["scale"], meta.get("bicubic_rounding", "per_pass")), load_pairs(data / "valid"), meta["scale"])[0])
+
+    checks = []
+    for model in models:
+        model_overrides = overrides | ({"vgg_weights": vgg_weights} if model in GAN_MODELS else {})
+        logger.info("checking %s (%s) for %d steps on %s", model, params.path, steps, target)
+        checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic["psnr_y"], target))
+    table = markdown(checks)
+    print(table, end="")
+    if out is not None:
+        write_text(out / "check.md", table)
+        write_json(out / "check.json", {"params": str(params.path), "data": meta, "checks": [check.as_dict() for check in checks]})
+    failed = [f"{check.model}: {', '.join(check.problems)}" for check in checks if check.problems]
+    if failed:
+        logger.error("recipes that fail: %s", "; ".join(failed))
+        raise typer.Exit(1)
