@@ -23,6 +23,9 @@ def download(
     n_valid = params.integer("data.n_valid", minimum=1)
     seed = params.integer("data.seed")
     max_side = params.optional_integer("data.max_side", minimum=16)
+    valid_names = params.get("data.valid_images")
+    if valid_names is not None and (not isinstance(valid_names, list) or not valid_names or not all(isinstance(n, str) for n in valid_names)):
+        raise ParamError(f"{params.path}: data.valid_images = {valid_names!r}: null or a list of image names")
     benchmark_sets = params.get("data.benchmark_sets")
     if not isinstance(benchmark_sets, list) or not set(benchmark_sets) <= set(library.BENCHMARK_SETS):
         raise ParamError(
@@ -33,6 +36,11 @@ def download(
         checksums = library.read_checksums(params.existing_file("data.checksums"))
     if source == "folder":
         folder = params.existing_dir("data.folder")
+    if valid_names is not None and source != "div2k":
+        available = set(library.SAMPLE_IMAGES) if source == "samples" else {path.stem for path in list_images(folder)}
+        unknown = sorted(set(valid_names) - available)
+        if unknown:
+            raise ParamError(f"{params.path}: data.valid_images: {unknown[0]!r} is not among the images ({', '.join(sorted(available))})")
     if source == "div2k" or benchmark_sets:
         scale = params.choice("prepare.scale", (2, 3, 4))
         cache_dir = Path(params.string("data.cache_dir")).expanduser()
@@ -44,9 +52,9 @@ def download(
 
     with mlflow_run("download", params.section("data")) as mlflow:
         if source == "samples":
-            library.export_samples(out, n_valid=n_valid, seed=seed, max_side=max_side)
+            library.export_samples(out, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         elif source == "folder":
-            library.import_folder(folder, out, n_valid=n_valid, seed=seed, max_side=max_side)
+            library.import_folder(folder, out, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         else:
             archives = library.with_checksums(library.DIV2K_ARCHIVES, checksums)
             library.download_div2k(out, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)

@@ -552,20 +552,27 @@ def _export_split(
     seed: int,
     max_side: int | None,
     origin: str,
+    valid_names: list[str] | None = None,
 ) -> None:
-    """Write each source image as PNG into train/HR or valid/HR (deterministic split by seed)."""
+    """Write each source image as PNG into train/HR or valid/HR: ``valid_names`` held out when
+    given, else ``n_valid`` images drawn by ``seed``."""
     count = len(sources)
     if count < 2:
         raise SrbenchError(f"{origin}: found {count} image(s), need at least 2 (train and valid)")
+    if max_side is not None and max_side < 1:
+        raise SrbenchError(f"max_side={max_side}: must be at least 1")
+    if valid_names is not None:
+        unknown = sorted(set(valid_names) - set(sources))
+        if unknown:
+            raise SrbenchError(f"valid_images: {unknown[0]!r} is not an image of {origin} ({', '.join(sorted(sources))})")
+        n_valid = len(set(valid_names))
     if not 1 <= n_valid < count:
         raise SrbenchError(
             f"n_valid={n_valid}: must be between 1 and {count - 1} for {count} images in {origin}"
         )
-    if max_side is not None and max_side < 1:
-        raise SrbenchError(f"max_side={max_side}: must be at least 1")
     order = sorted(sources)
     random.Random(seed).shuffle(order)
-    valid = set(order[:n_valid])
+    valid = set(valid_names) if valid_names is not None else set(order[:n_valid])
     with _staged_output(Path(out_dir)) as stage:
         for split in SPLITS:
             (stage / split / "HR").mkdir(parents=True)
@@ -576,16 +583,18 @@ def _export_split(
     logger.info("%s: %d train and %d valid images", origin, count - n_valid, n_valid)
 
 
-def export_samples(out_dir: Path, n_valid: int, seed: int, max_side: int | None) -> None:
+def export_samples(
+    out_dir: Path, n_valid: int, seed: int, max_side: int | None, valid_names: list[str] | None = None
+) -> None:
     """Write the colour photographs bundled with scikit-image as a train/valid split."""
     sources = {
         name: (lambda load=load: Image.fromarray(load())) for name, load in SAMPLE_IMAGES.items()
     }
-    _export_split(sources, out_dir, n_valid, seed, max_side, "scikit-image samples")
+    _export_split(sources, out_dir, n_valid, seed, max_side, "scikit-image samples", valid_names)
 
 
 def import_folder(
-    folder: Path, out_dir: Path, n_valid: int, seed: int, max_side: int | None
+    folder: Path, out_dir: Path, n_valid: int, seed: int, max_side: int | None, valid_names: list[str] | None = None
 ) -> None:
     """Use the .png/.jpg/.jpeg images of ``folder`` (non-recursive) as a train/valid split."""
     folder = Path(folder)
@@ -595,4 +604,4 @@ def import_folder(
         if path.stem in sources:
             raise SrbenchError(f"{path}: another image in {folder} has the same name {path.stem!r}")
         sources[path.stem] = lambda path=path: open_image(path)
-    _export_split(sources, out_dir, n_valid, seed, max_side, str(folder))
+    _export_split(sources, out_dir, n_valid, seed, max_side, str(folder), valid_names)
