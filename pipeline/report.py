@@ -39,6 +39,9 @@ def report(
         raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(MODELS)}")
     crop_size = params.integer("report.crop_size", minimum=8)
     crop_images = params.integer("report.crop_images", minimum=1)
+    departures = params.section("report.departures")
+    if not set(departures) <= set(MODELS) or not all(isinstance(text, str) and text for text in departures.values()):
+        raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
     meta = read_meta(data)
     scale = meta["scale"]
 
@@ -67,6 +70,8 @@ def report(
             f"LR images: {meta['lr_source'].replace('_', ' ')}.",
             "Y-PSNR/Y-SSIM: BT.601 luma, `scale` pixels cropped at each border, SR rounded to uint8 (BasicSR convention).",
             f"LPIPS (AlexNet, lower is better): {evaluated['bicubic']['lpips_status']}.",
+            "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
+            "not a fidelity measure.",
             f"Trained on: {', '.join(devices) or '–'}; training time is the wall time of the training loop.",
             "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
@@ -75,6 +80,8 @@ def report(
             sources = sorted({SOURCES[model] for model in cited})
             notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
         text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {note}\n" for note in notes)
+        if departures:
+            text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {note}\n" for model, note in departures.items())
         text += "\n![Crops](comparison.png)\n\n![Training curves](training_curves.png)\n"
 
         out.mkdir(parents=True, exist_ok=True)

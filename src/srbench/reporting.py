@@ -20,6 +20,7 @@ COLUMNS = (
     "Y-SSIM",
     "RGB PSNR (dB)",
     "LPIPS",
+    "Keras accuracy",
     "Inference MP/s",
     "Published Y-PSNR / Y-SSIM",
 )
@@ -34,8 +35,8 @@ def _duration(seconds: float | None) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
-    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (None: unavailable), ``megapixels_per_second``
-    and ``published`` ((Y-PSNR, Y-SSIM) from the literature, or None)."""
+    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (None: unavailable), ``keras_accuracy``,
+    ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM) from the literature, or None)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         parameters = f"{row['n_parameters']:,}" if row.get("n_parameters") else "0"
@@ -47,6 +48,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['ssim_y']:.4f}",
             f"{row['psnr_rgb']:.2f}",
             "n/a" if row.get("lpips") is None else f"{row['lpips']:.4f}",
+            f"{row['keras_accuracy']:.4f}",
             f"{row['megapixels_per_second']:.2f}",
             "–" if row.get("published") is None else "{:.2f} / {:.4f}".format(*row["published"]),
         )
@@ -125,21 +127,36 @@ def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def _validation_seconds(series: dict[str, list[tuple[int, float]]]) -> list[float] | None:
+    """Training seconds at each ``val_psnr_y`` row, or None when the history does not record them all."""
+    seconds = dict(series.get("seconds", []))
+    steps = [step for step, _ in series["val_psnr_y"]]
+    return [seconds[step] for step in steps] if all(step in seconds for step in steps) else None
+
+
 def training_curves_figure(path: Path, curves: dict[str, Path], baseline_psnr: float | None) -> None:
-    """Training loss (log scale) and validation Y-PSNR against step, one line per model."""
+    """Training loss (log scale) against step, and validation Y-PSNR against training time (log
+    scale), one line per model. Validation falls back to steps for every model when a history has
+    no ``seconds`` (written before they were recorded)."""
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    validation = {}
     for model, csv_path in curves.items():
         series = read_curves(csv_path)
         if "loss" in series:
             steps, values = zip(*series["loss"])
             loss_axis.plot(steps, values, label=model)
         if "val_psnr_y" in series:
-            steps, values = zip(*series["val_psnr_y"])
-            psnr_axis.plot(steps, values, marker="o", label=model)
+            validation[model] = (series["val_psnr_y"], _validation_seconds(series))
+    by_time = bool(validation) and all(seconds is not None for _, seconds in validation.values())
+    for model, (points, seconds) in validation.items():
+        steps, values = zip(*points)
+        psnr_axis.plot(seconds if by_time else steps, values, marker="o", label=model)
     if baseline_psnr is not None:
         psnr_axis.axhline(baseline_psnr, color="gray", linestyle="--", label="bicubic")
     loss_axis.set(yscale="log", xlabel="step", ylabel="training loss", title="Training loss")
-    psnr_axis.set(xlabel="step", ylabel="Y-PSNR (dB)", title="Validation Y-PSNR")
+    psnr_axis.set(xlabel="training time (s)" if by_time else "step", ylabel="Y-PSNR (dB)", title="Validation Y-PSNR")
+    if by_time and all(min(seconds) > 0 for _, seconds in validation.values()):
+        psnr_axis.set_xscale("log")
     for axis in (loss_axis, psnr_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
