@@ -36,7 +36,9 @@ def download(
         checksums = library.read_checksums(params.existing_file("data.checksums"))
     if source == "folder":
         folder = params.existing_dir("data.folder")
-    if valid_names is not None and source != "div2k":
+    if valid_names is not None and source == "div2k":
+        raise ParamError(f"{params.path}: data.valid_images = {valid_names!r}: only for the samples and folder sources (DIV2K has its own split)")
+    if valid_names is not None:
         available = set(library.SAMPLE_IMAGES) if source == "samples" else {path.stem for path in list_images(folder)}
         unknown = sorted(set(valid_names) - available)
         if unknown:

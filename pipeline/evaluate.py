@@ -9,8 +9,7 @@ import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
-from srbench.data import ImagePair, load_pairs, pairs_from_hr_folder, read_meta
-from srbench.degradation import ROUNDINGS, Rounding
+from srbench.data import ImagePair, bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
 from srbench.download import BENCHMARK_SETS
 from srbench.images import write_png
 from srbench.inference import Upscaler, bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
@@ -27,17 +26,6 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
         if (data / "benchmark" / name).is_dir():
             found[name] = data / "benchmark" / name
     return found
-
-
-def _bicubic_rounding(data: Path) -> Rounding:
-    """How the prepared data rounded its bicubic resizes (meta.json), so that the bicubic baseline and
-    --hr-dir pairs are made alike; per_pass when there is no prepared data or its meta.json predates
-    the key."""
-    path = data / "meta.json"
-    rounding = read_meta(data).get("bicubic_rounding", "per_pass") if path.is_file() else "per_pass"
-    if rounding not in ROUNDINGS:
-        raise ParamError(f"{path}: bicubic_rounding = {rounding!r}: choose one of {', '.join(ROUNDINGS)}")
-    return rounding
 
 
 def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict]) -> None:
@@ -85,7 +73,7 @@ def evaluate(
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
     out = out or Path(f"results/{model}")
     metrics_path = out / "metrics.json" if hr_dir is not None else Path(f"metrics/eval/{model}.json")
-    rounding = _bicubic_rounding(data)
+    rounding = bicubic_rounding(data)
 
     if model == "bicubic":
         scale = scale or read_meta(data)["scale"]

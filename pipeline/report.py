@@ -72,7 +72,7 @@ def report(
             f"LPIPS (AlexNet, lower is better): {evaluated['bicubic']['lpips_status']}.",
             "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
             "not a fidelity measure.",
-            f"Trained on: {', '.join(devices) or '–'}; training time is the wall time of the training loop.",
+            f"Trained on: {', '.join(devices) or '–'}; training time is the training loop's, validation excluded.",
             "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
         notes += [f"{model} content loss: VGG19 with `vgg_weights: {trained[model]['vgg_weights']}` weights." for model in GAN_MODELS if model in trained]

@@ -3,7 +3,6 @@
 import csv
 import dataclasses
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +67,12 @@ def _optimizer(params: Params, key: str, budget: float, steps: int) -> Optimizer
     return OptimizerConfig(**values, total_steps=steps)
 
 
-def read_settings(params: Params, model: str) -> dict[str, Any]:
-    """Every param the training of ``model`` uses, checked before any work starts."""
+def read_settings(params: Params, model: str, budget: float | None = None) -> dict[str, Any]:
+    """Every param the training of ``model`` uses, checked before any work starts; ``budget``
+    replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run)."""
     if model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
-    budget = params.positive_float("train.budget")
+    budget = params.positive_float("train.budget") if budget is None else budget
     steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
     settings = {
         "device": params.string("train.device"),
@@ -174,9 +174,8 @@ def train(
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
 
-        started = time.perf_counter()
         history = fit(objective, sampler, schedule, device, valid_pairs, Path(f"checkpoints/{model}.pt"), resume, log_metrics)
-        training_seconds = time.perf_counter() - started
+        training_seconds = history[-1]["seconds"]  # the training loop's time, validation excluded, across resumes
 
         last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
         final = {key.removeprefix("val_"): value for key, value in last_validation.items() if key.startswith("val_")}

@@ -171,6 +171,8 @@ def test_divergence_stops_before_the_checkpoint(prepared_x2: Path, tmp_path: Pat
 
 
 def test_training_twice_gives_byte_identical_weights(prepared_x2: Path, tmp_path: Path) -> None:
+    """Same params, data, machine and thread count: the same bytes (the README's promise)."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     use_deterministic_kernels(True)
     try:
         files = []
@@ -180,4 +182,14 @@ def test_training_twice_gives_byte_identical_weights(prepared_x2: Path, tmp_path
             files.append((tmp_path / name / "srcnn.pt").read_bytes())
         assert files[0] == files[1]
     finally:
-        use_deterministic_kernels(False)
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
+
+
+def test_resuming_another_recipes_checkpoint_is_refused(prepared_x2: Path, tmp_path: Path) -> None:
+    run(prepared_x2, tmp_path, steps=5)
+    torch.manual_seed(0)
+    other = PixelObjective(SRCNN(scale=2, n1=8, n2=8, f1=5, f2=1, f3=3), OptimizerConfig(lr=1e-3), Precision(CPU, "fp32"))
+    sampler = PatchSampler(prepared_x2, batch_size=8, crop_size=16, seed=0)
+    with pytest.raises(SrbenchError, match="ckpt.pt: a checkpoint of another model, recipe or srbench version .*delete it"):
+        fit(other, sampler, Schedule(steps=10), CPU, load_pairs(prepared_x2 / "valid"), tmp_path / "ckpt.pt", resume=True)

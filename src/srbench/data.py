@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
-from srbench.degradation import Rounding, degrade, modcrop
+from srbench.degradation import ROUNDINGS, Rounding, degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
 from srbench.images import image_size, list_images, read_image, write_png
 
@@ -194,6 +194,17 @@ def read_meta(prepared_dir: Path) -> dict:
     if not path.is_file():
         raise SrbenchError(f"{path}: prepared data not found (run srbench prepare)")
     return json.loads(path.read_text())
+
+
+def bicubic_rounding(prepared_dir: Path) -> Rounding:
+    """How the prepared data rounded its bicubic resizes (``meta.json``), so that the bicubic
+    baseline and pairs made from other HR images are made alike; ``per_pass`` when there is no
+    prepared data or its ``meta.json`` predates the key."""
+    path = prepared_dir / "meta.json"
+    rounding = read_meta(prepared_dir).get("bicubic_rounding", "per_pass") if path.is_file() else "per_pass"
+    if rounding not in ROUNDINGS:
+        raise SrbenchError(f"{path}: bicubic_rounding = {rounding!r}: choose one of {', '.join(ROUNDINGS)}")
+    return rounding
 
 
 @dataclass(frozen=True)

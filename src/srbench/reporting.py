@@ -48,7 +48,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['ssim_y']:.4f}",
             f"{row['psnr_rgb']:.2f}",
             "n/a" if row.get("lpips") is None else f"{row['lpips']:.4f}",
-            f"{row['keras_accuracy']:.4f}",
+            "–" if row.get("keras_accuracy") is None else f"{row['keras_accuracy']:.4f}",
             f"{row['megapixels_per_second']:.2f}",
             "–" if row.get("published") is None else "{:.2f} / {:.4f}".format(*row["published"]),
         )

@@ -71,11 +71,13 @@ class OptimizerConfig:
     steps (None: constant); ``cosine`` anneals it to 0 over ``total_steps`` (Loshchilov & Hutter
     2017), so that the final weights are not one noisy step's. ``warmup_steps`` ramps the rate
     linearly from 0 first (Goyal et al. 2017).
-    ``last_layer_lr``: a separate rate for the weights of the network's last layer, and
-    ``bias_lr`` one for every bias (Caffe's ``lr_mult``: SRCNN's released solver trains the
+    ``last_layer_lr``: a separate rate for the network's last layer (its bias too unless
+    ``bias_lr`` is set), and ``bias_lr`` one for every bias (Caffe's ``lr_mult``: SRCNN's released solver trains the
     reconstruction layer and all biases at 1e-5, the other weights at 1e-4).
     ``grad_clip_mode``: ``norm`` clips the global gradient norm to ``grad_clip``; ``adjustable``
-    is Kim et al. 2016's adjustable clipping, every gradient to ±``grad_clip`` / current rate.
+    is Kim et al. 2016's adjustable clipping, every gradient to ±``grad_clip`` / current rate
+    (of its parameter group), so that no weight moves by more than about ``grad_clip`` a step
+    (``grad_clip`` / (1 − momentum) with momentum).
     """
 
     name: str = "adam"
@@ -155,10 +157,12 @@ class Optimization:
         scaler.scale(loss).backward()
         if config.grad_clip:
             scaler.unscale_(self.optimizer)
-            parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
-            if config.grad_clip_mode == "adjustable":
-                torch.nn.utils.clip_grad_value_(parameters, config.grad_clip / self.lr)
+            if config.grad_clip_mode == "adjustable":  # each group at theta / its own current rate
+                for group in self.optimizer.param_groups:
+                    if group["lr"] > 0:
+                        torch.nn.utils.clip_grad_value_(group["params"], config.grad_clip / group["lr"])
             else:
+                parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
         scaler.step(self.optimizer)
         scaler.update()
@@ -288,9 +292,13 @@ def _save_checkpoint(path: Path, step: int, objective: Objective, history: list[
 
 def _load_checkpoint(path: Path, objective: Objective, device: torch.device) -> tuple[int, list[dict], float]:
     state = torch.load(path, map_location=device, weights_only=True)
-    objective.model.load_state_dict(state["model"])
-    objective.load_state_dict(state["objective"])
-    return state["step"], state["history"], state.get("seconds", 0.0)
+    try:
+        objective.model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        return state["step"], state["history"], state["seconds"]
+    except (KeyError, ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0].rstrip(":")
+        raise SrbenchError(f"{path}: a checkpoint of another model, recipe or srbench version ({reason}); delete it to start over") from error
 
 
 def _validate(model: nn.Module, pairs: list[ImagePair], scale: int, device: torch.device) -> dict[str, float]:
@@ -331,7 +339,7 @@ def fit(
         on_metrics(step_offset + step, metrics)
 
     running: dict[str, Tensor] = {}
-    since_log, clock = 0, time.perf_counter()
+    since_log, clock, resumed_seconds = 0, time.perf_counter(), seconds
     for step in range(start + 1, schedule.steps + 1):
         lr, hr = (tensor.to(device, non_blocking=True) for tensor in sampler.batch(step))
         for key, value in objective.step(lr, hr).items():
@@ -347,7 +355,7 @@ def fit(
             seconds += time.perf_counter() - clock
             record(step, averaged | {"lr": objective.optimization.lr})
             running, since_log = {}, 0
-            rate = (step - start) / seconds
+            rate = (step - start) / (seconds - resumed_seconds)
             logger.info(
                 "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
                 step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
