@@ -47,7 +47,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def test_help_lists_every_stage(tmp_path: Path) -> None:
     result = srbench("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("download", "prepare", "train", "evaluate", "report", "upscale", "profile"):
+    for command in ("download", "prepare", "train", "evaluate", "report", "upscale", "profile", "check"):
         assert command in result.stdout
 
 
@@ -66,6 +66,14 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         ("evaluate.lpips", "maybe", ["evaluate", "bicubic"], ["evaluate.lpips = 'maybe'"]),
         ("data.source", "imagenet", ["download"], ["data.source = 'imagenet'"]),
         ("train.precision", "fp8", ["train", "srcnn"], ["train.precision = 'fp8'"]),
+        ("train.deterministic", "yes", ["train", "srcnn"], ["train.deterministic = 'yes'"]),
+        ("srcnn.loss_scale", 0, ["train", "srcnn"], ["srcnn.loss_scale = 0", "positive"]),
+        ("vdsr.optimizer.schedule", "linear", ["train", "vdsr"], ["vdsr.optimizer.schedule = 'linear'", "step, cosine"]),
+        ("vdsr.optimizer.warmup_steps", -1, ["train", "vdsr"], ["vdsr.optimizer.warmup_steps = -1", ">= 0"]),
+        ("prepare.bicubic_rounding", "twice", ["prepare"], ["prepare.bicubic_rounding = 'twice'", "per_pass, once"]),
+        ("data.valid_images", ["lena"], ["download"], ["data.valid_images", "'lena'", "astronaut"]),
+        ("data.valid_images", "chelsea", ["download"], ["data.valid_images = 'chelsea'", "a list of image names"]),
+        ("vdsr.optimizer.lr", 0, ["check", "vdsr"], ["vdsr.optimizer.lr = 0", "positive"]),
     ],
 )
 def test_bad_params_fail_before_any_work(workdir: Path, key: str, value, command: list[str], fragments: list[str]) -> None:

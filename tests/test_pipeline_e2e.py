@@ -13,7 +13,7 @@ from pipeline.common import EXPERIMENT, tracking_uri
 from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench
 
 TINY = {
-    "data": {"max_side": 64, "n_valid": 2},
+    "data": {"max_side": 64, "valid_images": ["chelsea", "coffee"]},
     "prepare": {"patch_size": 32, "stride": 32, "workers": 1},
     "train": {"log_every": 2, "validate_every": 4, "checkpoint_every": 4},
     "srcnn": {"steps": 6, "batch_size": 4, "patch_size": 16},
@@ -40,7 +40,8 @@ def test_metrics_for_every_model(repo: Path) -> None:
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
         assert set(metrics) == {"valid", "lpips_status"}  # no benchmark sets in the quick profile
         valid = metrics["valid"]
-        assert set(valid) >= {"psnr_y", "ssim_y", "psnr_rgb", "lpips", "megapixels_per_second"}
+        assert set(valid) >= {"psnr_y", "ssim_y", "psnr_rgb", "lpips", "keras_accuracy", "megapixels_per_second"}
+        assert 0 < valid["keras_accuracy"] <= 1
         assert 5 < valid["psnr_y"] < 100 and 0 < valid["ssim_y"] <= 1
         assert valid["lpips"] is None and "not found" in metrics["lpips_status"]  # no AlexNet weights offline
         assert len(list((repo / "results" / model / "valid" / "sr").glob("*.png"))) == 2
@@ -57,6 +58,7 @@ def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
     assert [row.split("|")[1].strip() for row in rows] == ["bicubic", *MODELS]
     assert "## scikit-image photographs validation" in report
     assert "srgan-seed content loss: VGG19 with `vgg_weights: random`" in report
+    assert "## Where this profile departs from the papers" in report and "- **vdsr**:" in report
     assert all(row.rstrip(" |").endswith("–") for row in rows)  # nothing published for these photographs
     for figure in ("comparison.png", "training_curves.png"):
         with Image.open(repo / "reports" / figure) as image:
@@ -75,6 +77,7 @@ def test_mlflow_has_a_run_per_stage_and_model(repo: Path) -> None:
     assert sorted(trained["tags.model"]) == sorted(MODELS)
     assert trained["metrics.psnr_y"].notna().all()
     assert (trained["params.device"] == "cpu").all()
+    assert (trained["params.torch_threads"].astype(int) >= 1).all() and trained["params.cpu"].str.len().min() > 0
     srgan = trained[trained["tags.model"] == "srgan"].iloc[0]
     assert srgan["tags.vgg_weights"] == "random" and srgan["params.init"] == "models/srresnet.pt"
     assert srgan["params.arch.num_blocks"] == "2"  # taken from the SRResNet it starts from
