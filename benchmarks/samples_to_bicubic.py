@@ -78,7 +78,7 @@ def main() -> None:
     lines = [
         f"Bicubic: {bicubic:.2f} dB Y-PSNR on {args.data}/valid (x{meta['scale']}); {describe_machine(device)}",
         "",
-        "| Model | Batch × crop | Samples to cross bicubic | Training time | Best Y-PSNR (dB) at samples |",
+        "| Model | Batch × crop | Samples to cross bicubic | Wall time (validations included) | Best Y-PSNR (dB) at samples |",
         "|---|---|---|---|---|",
     ]
     for result in results:
