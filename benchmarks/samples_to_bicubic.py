@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 import torch
+
+from pipeline.check import bicubic_validation_psnr, fresh_recipe
 from pipeline.common import Params
-from pipeline.train import build_objective, read_settings
-from srbench.data import PatchSampler, bicubic_rounding, load_pairs, read_meta
-from srbench.inference import bicubic_upscaler, describe_machine, evaluate_pairs, mean_metrics, pick_device
-from srbench.models import GAN_MODELS, MODELS, build_model
-from srbench.train import Schedule, fit, use_deterministic_kernels
+from srbench.data import load_pairs, read_meta
+from srbench.inference import describe_machine, pick_device
+from srbench.models import GAN_MODELS, MODELS
+from srbench.train import Schedule, fit
 
 
 class TimeUp(Exception):
@@ -31,12 +32,7 @@ class TimeUp(Exception):
 
 
 def run(params: Params, model: str, steps: int, validate_every: int, minutes: float, data: Path, device: torch.device, bicubic: float) -> dict:
-    settings = read_settings(params, model, budget=steps / params.integer(f"{model}.steps", minimum=1))
-    use_deterministic_kernels(settings["deterministic"])
-    torch.manual_seed(settings["seed"])
-    network = build_model(model, read_meta(data)["scale"], settings["arch"]).to(device)
-    objective = build_objective(model, network, settings, device)
-    sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+    settings, objective, sampler = fresh_recipe(params, model, data, steps, {}, device)
     curve: list[dict] = []
     started = time.perf_counter()
 
@@ -71,8 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device(args.device)
     meta = read_meta(args.data)
-    valid = load_pairs(args.data / "valid")
-    bicubic = mean_metrics(evaluate_pairs(bicubic_upscaler(meta["scale"], bicubic_rounding(args.data)), valid, meta["scale"])[0])["psnr_y"]
+    bicubic = bicubic_validation_psnr(args.data)
     params = Params(args.params)
     results = [run(params, model, args.steps, args.validate_every, args.minutes, args.data, device, bicubic) for model in args.models]
     lines = [

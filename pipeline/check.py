@@ -13,23 +13,36 @@ from srbench.data import PatchSampler, bicubic_rounding, load_pairs, read_meta
 from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, pick_device
 from srbench.models import GAN_MODELS, MODELS, build_model
 from srbench.recipe_check import RecipeCheck, loss_summary, markdown
-from srbench.train import Schedule, TrainingDiverged, fit, use_deterministic_kernels
+from srbench.train import Objective, Schedule, TrainingDiverged, fit, use_deterministic_kernels
+
+
+def fresh_recipe(
+    params: Params, model: str, data: Path, steps: int, overrides: dict, device: torch.device
+) -> tuple[dict, Objective, PatchSampler]:
+    """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
+    compressed or stretched into them as ``train.budget`` would, with ``overrides`` of its
+    settings (None: keep); srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
+    budget = steps / params.integer(f"{model}.steps", minimum=1)
+    settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
+    use_deterministic_kernels(settings["deterministic"])
+    torch.manual_seed(settings["seed"])
+    arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
+    network = build_model(model, read_meta(data)["scale"], arch).to(device)
+    objective = build_objective(model, network, settings, device)
+    return settings, objective, PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+
+
+def bicubic_validation_psnr(data: Path) -> float:
+    """Bicubic's mean Y-PSNR on the prepared validation pairs, rounded as the data were."""
+    scale = read_meta(data)["scale"]
+    return mean_metrics(evaluate_pairs(bicubic_upscaler(scale, bicubic_rounding(data)), load_pairs(data / "valid"), scale)[0])["psnr_y"]
 
 
 def _check_one(
     params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
 ) -> RecipeCheck:
-    """``steps`` steps of ``model``'s recipe: its whole schedule (warm-up, decay) compressed into
-    them, as ``train.budget`` would, with the batch, crop and VGG ``overrides``."""
-    budget = steps / params.integer(f"{model}.steps", minimum=1)
-    settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
-    scale = read_meta(data)["scale"]
-    use_deterministic_kernels(settings["deterministic"])
-    torch.manual_seed(settings["seed"])
-    arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]  # srgan: from a fresh SRResNet
-    network = build_model(model, scale, arch).to(device)
-    objective = build_objective(model, network, settings, device)
-    sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+    """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop and VGG ``overrides``."""
+    settings, objective, sampler = fresh_recipe(params, model, data, steps, overrides, device)
     log_every = max(1, steps // 30)
     schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
     losses: list[float] = []
@@ -97,13 +110,13 @@ def check(
                 f"prepared patches' {meta['patch_size']} px in {data} (use --patch-size)"
             )
     target = pick_device(device or params.string("train.device"))
-    bicubic = mean_metrics(evaluate_pairs(bicubic_upscaler(meta["scale"], bicubic_rounding(data)), load_pairs(data / "valid"), meta["scale"])[0])
+    bicubic = bicubic_validation_psnr(data)
 
     checks = []
     for model in models:
         model_overrides = overrides | ({"vgg_weights": vgg_weights} if model in GAN_MODELS else {})
         logger.info("checking %s (%s) for %d steps on %s", model, params.path, steps, target)
-        checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic["psnr_y"], target))
+        checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic, target))
     table = markdown(checks)
     print(table, end="")
     if out is not None:
