@@ -75,7 +75,7 @@ def report(
             f"Trained on: {', '.join(devices) or '–'}; training time is the training loop's, validation excluded.",
             "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
-        notes += [f"{model} content loss: VGG19 with `vgg_weights: {trained[model]['vgg_weights']}` weights." for model in GAN_MODELS if model in trained]
+        notes += [f"{model} content loss: {trained[model]['content_loss']}." for model in GAN_MODELS if model in trained]
         if cited:
             sources = sorted({SOURCES[model] for model in cited})
             notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")

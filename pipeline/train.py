@@ -30,7 +30,7 @@ from srbench.train import (
 )
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
-VGG_LAYERS = ("22", "34", "54")
+CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 
 
 def _scaled(steps: int, budget: float) -> int:
@@ -94,12 +94,22 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         settings["arch"] = params.section(f"{model}.arch")
     if model in GAN_MODELS:
         settings |= {
-            "vgg_layer": params.choice(f"{model}.vgg_layer", VGG_LAYERS),
-            "vgg_weights": params.choice(f"{model}.vgg_weights", ("imagenet", "random")),
-            "vgg_rescale": params.positive_float(f"{model}.vgg_rescale"),
+            "content_loss": params.choice(f"{model}.content_loss", CONTENT_LOSSES),
             "adversarial_weight": params.positive_float(f"{model}.adversarial_weight"),
         }
+        if settings["content_loss"] != "mse":
+            settings |= {
+                "vgg_weights": params.choice(f"{model}.vgg_weights", ("imagenet", "random")),
+                "vgg_rescale": params.positive_float(f"{model}.vgg_rescale"),
+            }
     return settings
+
+
+def describe_content_loss(settings: dict[str, Any]) -> str:
+    """The GAN's content loss in words: ``mse``, or e.g. ``vgg54 (imagenet weights)``."""
+    if settings["content_loss"] == "mse":
+        return "mse"
+    return f"{settings['content_loss']} ({settings['vgg_weights']} weights)"
 
 
 def _history_csv(history: list[dict]) -> str:
@@ -121,14 +131,18 @@ def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tup
 
 def build_objective(model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device) -> Objective:
     """What ``model`` is trained to minimise with its recipe's optimiser: the pixel loss, or the
-    adversarial game (the discriminator and VGG loss are built here, so a missing VGG file fails
-    before any training)."""
+    adversarial game with its content loss, pixel MSE or VGG features (built here, so a missing
+    VGG file fails before any training)."""
     precision = Precision(device, settings["precision"])
     optimizer = OptimizerConfig(**settings["optimizer"])
     if model not in GAN_MODELS:
         return PixelObjective(network, optimizer, precision, settings["loss_scale"])
     discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
-    content_loss = VGGContentLoss(settings["vgg_layer"], settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"])
+    if settings["content_loss"] == "mse":
+        content_loss: torch.nn.Module = torch.nn.MSELoss()
+    else:
+        layer = settings["content_loss"].removeprefix("vgg")
+        content_loss = VGGContentLoss(layer, settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"])
     return AdversarialObjective(
         network, discriminator.to(device), content_loss.to(device), optimizer, settings["adversarial_weight"], precision
     )
@@ -169,7 +183,7 @@ def train(
     logged |= describe_machine(device)
     with mlflow_run("train", logged, model=model) as mlflow:
         if model in GAN_MODELS:
-            mlflow.set_tag("vgg_weights", settings["vgg_weights"])
+            mlflow.set_tag("content_loss", describe_content_loss(settings))
 
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
@@ -187,7 +201,7 @@ def train(
             **{f"val_{key}": value for key, value in final.items()},
         }
         if model in GAN_MODELS:
-            summary["vgg_weights"] = settings["vgg_weights"]
+            summary["content_loss"] = describe_content_loss(settings)
         mlflow.log_metrics({"training_seconds": training_seconds, **final})
         upscale = model_upscaler(network, device)
         for pair in valid_pairs[:SAMPLE_IMAGES]:

@@ -59,7 +59,7 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         ("srcnn.optimizer.lr", -0.1, ["train", "srcnn"], ["srcnn.optimizer.lr = -0.1", "positive"]),
         ("vdsr.optimizer.name", "rmsprop", ["train", "vdsr"], ["vdsr.optimizer.name = 'rmsprop'", "adam, sgd"]),
         ("vdsr-seed.optimizer.betas", [0.9, 0.99], ["train", "vdsr-seed"], ["vdsr-seed.optimizer.betas", "unknown setting"]),
-        ("srgan-seed.vgg_layer", "33", ["train", "srgan-seed"], ["srgan-seed.vgg_layer = '33'", "22, 34, 54"]),
+        ("srgan-seed.content_loss", "vgg33", ["train", "srgan-seed"], ["srgan-seed.content_loss = 'vgg33'", "mse, vgg22, vgg34, vgg54"]),
         ("train.budget", 0, ["train", "srcnn"], ["train.budget = 0", "positive"]),
         ("data.benchmark_sets", ["Set6"], ["download"], ["data.benchmark_sets = ['Set6']", "Set5, Set14, B100, Urban100"]),
         ("data.checksums", "SUMS", ["download"], ["SUMS"]),

@@ -34,8 +34,8 @@ def test_the_paper_profile_is_the_papers_recipe() -> None:
     assert vdsr["optimizer"]["grad_clip_mode"] == "adjustable"
     assert (PAPER["srresnet"]["steps"], PAPER["srresnet"]["patch_size"], PAPER["srresnet"]["batch_size"]) == (10**6, 96, 16)
     srgan = PAPER["srgan"]
-    assert (srgan["steps"], srgan["optimizer"]["decay_every"], srgan["vgg_layer"], srgan["adversarial_weight"]) == (2 * 10**5, 10**5, "54", 1e-3)
-    assert PAPER["srgan-seed"]["vgg_layer"] == "34"
+    assert (srgan["steps"], srgan["optimizer"]["decay_every"], srgan["content_loss"], srgan["adversarial_weight"]) == (2 * 10**5, 10**5, "vgg54", 1e-3)
+    assert PAPER["srgan-seed"]["content_loss"] == "vgg34"
 
 
 def test_tiny_budget_run_on_served_div2k_and_benchmark(tmp_path: Path) -> None:

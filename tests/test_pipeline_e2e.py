@@ -57,7 +57,7 @@ def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| Model")]
     assert [row.split("|")[1].strip() for row in rows] == ["bicubic", *MODELS]
     assert "## scikit-image photographs validation" in report
-    assert "srgan-seed content loss: VGG19 with `vgg_weights: random`" in report
+    assert "- srgan content loss: mse." in report and "- srgan-seed content loss: vgg34 (random weights)." in report
     assert "## Where this profile departs from the papers" in report and "- **vdsr**:" in report
     assert all(row.rstrip(" |").endswith("–") for row in rows)  # nothing published for these photographs
     for figure in ("comparison.png", "training_curves.png"):
@@ -79,7 +79,7 @@ def test_mlflow_has_a_run_per_stage_and_model(repo: Path) -> None:
     assert (trained["params.device"] == "cpu").all()
     assert (trained["params.torch_threads"].astype(int) >= 1).all() and trained["params.cpu"].str.len().min() > 0
     srgan = trained[trained["tags.model"] == "srgan"].iloc[0]
-    assert srgan["tags.vgg_weights"] == "random" and srgan["params.init"] == "models/srresnet.pt"
+    assert srgan["tags.content_loss"] == "mse" and srgan["params.init"] == "models/srresnet.pt"
     assert srgan["params.arch.num_blocks"] == "2"  # taken from the SRResNet it starts from
     client = mlflow.MlflowClient()
     history = client.get_metric_history(srgan["run_id"], "d_real")
