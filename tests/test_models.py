@@ -45,6 +45,15 @@ def test_srresnet_parameter_count(scale: int, upsample: int) -> None:
         assert expected == 1_550_659  # the figure usually quoted for SRResNet
 
 
+def test_srresnet_zero_init_residual_starts_every_block_as_the_identity() -> None:
+    model = SRResNet(scale=2, num_features=8, num_blocks=3, zero_init_residual=True)
+    features = torch.randn(2, 8, 6, 6)
+    for block in model.residual_blocks:
+        assert torch.equal(block(features), features)
+    plain = SRResNet(scale=2, num_features=8, num_blocks=3)
+    assert not torch.equal(plain.residual_blocks[0](features), features)
+
+
 def test_vdsr_starts_close_to_bicubic_and_learns_the_residual() -> None:
     model = VDSR(scale=2, depth=3, num_filters=8)
     for module in model.residual:

@@ -46,9 +46,15 @@ class SubPixelUpsample(nn.Sequential):
 
 
 class SRResNet(nn.Module):
-    """The SRGAN generator; trained with MSE alone it is the paper's SRResNet."""
+    """The SRGAN generator; trained with MSE alone it is the paper's SRResNet.
 
-    def __init__(self, scale: int, num_channels: int = 3, num_features: int = 64, num_blocks: int = 16) -> None:
+    ``zero_init_residual`` starts every residual block's last BN at γ = 0, so that each block
+    starts as the identity (Goyal et al. 2017, §5.1; torchvision's ResNet offers the same
+    switch). The paper does not give its initialisation; off, PyTorch's default is used."""
+
+    def __init__(
+        self, scale: int, num_channels: int = 3, num_features: int = 64, num_blocks: int = 16, zero_init_residual: bool = False
+    ) -> None:
         super().__init__()
         if scale not in (2, 3, 4):
             raise ValueError(f"SRResNet supports scales 2, 3 and 4, got {scale}")
@@ -61,6 +67,9 @@ class SRResNet(nn.Module):
         factors = [3] if scale == 3 else [2] * (scale // 2)
         self.upsample = nn.Sequential(*(SubPixelUpsample(num_features, f) for f in factors))
         self.tail = nn.Conv2d(num_features, num_channels, 9, padding=4)
+        if zero_init_residual:
+            for block in self.residual_blocks:
+                nn.init.zeros_(block.body[-1].weight)
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.head(lr)
