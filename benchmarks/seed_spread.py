@@ -36,7 +36,7 @@ def psnr_y(metrics_file: Path, test_set: str) -> float:
 
 def run_seed(seed: int, params: dict, models: list[str], data: Path, hr_dir: Path | None, scratch: Path) -> dict[str, dict[str, float]]:
     """Y-PSNR per model (and bicubic) on ``valid`` (and on ``hr_dir``) for one seed."""
-    work = scratch / f"seed{seed}"
+    work = (scratch / f"seed{seed}").resolve()  # the srbench commands run inside it
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     (work / "data" / "prepared").symlink_to(data.resolve())
