@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from srbench.data import ImagePair, PatchSampler
 from srbench.errors import SrbenchError
 from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler
-from srbench.losses import VGGContentLoss, adversarial_loss
+from srbench.losses import adversarial_loss
 
 logger = logging.getLogger(__name__)
 
@@ -208,15 +208,15 @@ class PixelObjective:
 
 class AdversarialObjective:
     """SRGAN (Ledig et al. 2017, Eq. 3), also the study's GAN: the discriminator learns HR → 1,
-    SR → 0 with binary cross-entropy; the generator minimises the VGG content loss plus
-    ``adversarial_weight`` × −log D(G(LR)). Generator and discriminator share one optimiser
-    configuration, each with its own optimiser."""
+    SR → 0 with binary cross-entropy; the generator minimises the content loss (VGG features, or
+    the pixel MSE for SRGAN-MSE) plus ``adversarial_weight`` × −log D(G(LR)). Generator and
+    discriminator share one optimiser configuration, each with its own optimiser."""
 
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        content_loss: VGGContentLoss,
+        content_loss: nn.Module,
         optimizer: OptimizerConfig,
         adversarial_weight: float,
         precision: Precision,
