@@ -25,7 +25,7 @@ def test_srgan_mse_is_pixel_mse_and_needs_no_vgg(tmp_path: Path) -> None:
     settings = srgan_settings(tmp_path, content_loss="mse")
     assert "vgg_weights" not in settings and "vgg_rescale" not in settings
     network = build_model("srresnet", 2, {"num_features": 8, "num_blocks": 1})
-    objective = build_objective("srgan", network, settings | {"arch": {}}, torch.device("cpu"))
+    objective = build_objective("srgan", network, settings, torch.device("cpu"))
     assert isinstance(objective.content_loss, torch.nn.MSELoss)
 
 
