@@ -8,11 +8,12 @@ import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
-from pipeline.train import build_objective, read_settings
-from srbench.data import PatchSampler, bicubic_rounding, load_pairs, read_meta
+from pipeline.train import build_objective, build_sampler, read_settings
+from srbench.data import bicubic_rounding, load_pairs, read_meta
 from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, pick_device
 from srbench.models import GAN_MODELS, MODELS, build_model
 from srbench.recipe_check import RecipeCheck, loss_summary, markdown
+from srbench.sampling import PatchSampler
 from srbench.train import Objective, Schedule, TrainingDiverged, fit, use_deterministic_kernels
 
 
@@ -29,7 +30,7 @@ def fresh_recipe(
     arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
     network = build_model(model, read_meta(data)["scale"], arch).to(device)
     objective = build_objective(model, network, settings, device)
-    return settings, objective, PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+    return settings, objective, build_sampler(data, settings, device)
 
 
 def bicubic_validation_psnr(data: Path) -> float:

@@ -33,3 +33,7 @@ def main() -> None:
     except SrbenchError as error:
         print(f"srbench: error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # torchrun -m pipeline.cli train MODEL
+    main()

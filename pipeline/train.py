@@ -3,6 +3,10 @@
 import csv
 import dataclasses
 import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +14,12 @@ import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json, write_text
-from srbench.data import PatchSampler, load_pairs, read_meta
+from srbench.data import load_pairs, read_meta
+from srbench.distributed import World
 from srbench.inference import describe_machine, model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
 from srbench.models import GAN_MODELS, MODELS, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
+from srbench.sampling import PatchSampler
 from srbench.train import (
     CLIP_MODES,
     OPTIMIZERS,
@@ -78,6 +84,9 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         "device": params.string("train.device"),
         "precision": params.choice("train.precision", PRECISIONS),
         "deterministic": params.choice("train.deterministic", (True, False)),
+        "channels_last": params.choice("train.channels_last", (True, False)),
+        "compile": params.choice("train.compile", (True, False)),
+        "nproc": params.integer("train.nproc", minimum=1),
         "seed": params.integer("train.seed"),
         "log_every": params.integer("train.log_every", minimum=1),
         "validate_every": params.integer("train.validate_every", minimum=1),
@@ -129,23 +138,62 @@ def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tup
     return network.train(), meta["arch"]
 
 
-def build_objective(model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device) -> Objective:
+def _training_wrapper(settings: dict[str, Any], device: torch.device, world: World) -> Callable[[torch.nn.Module], torch.nn.Module]:
+    """How the training step runs a network: across the processes of ``world`` (DDP), then
+    through torch.compile when ``train.compile`` asks for it."""
+
+    def wrap(network: torch.nn.Module) -> torch.nn.Module:
+        network = world.wrap(network, device)
+        return torch.compile(network) if settings["compile"] else network
+
+    return wrap
+
+
+def memory_format(settings: dict[str, Any]) -> torch.memory_format:
+    """``train.channels_last``: NHWC activations and weights (faster convolutions on tensor cores and oneDNN)."""
+    return torch.channels_last if settings["channels_last"] else torch.contiguous_format
+
+
+def build_objective(
+    model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device, world: World = World()
+) -> Objective:
     """What ``model`` is trained to minimise with its recipe's optimiser: the pixel loss, or the
     adversarial game with its content loss, pixel MSE or VGG features (built here, so a missing
-    VGG file fails before any training)."""
+    VGG file fails before any training). Its networks are put in the recipe's memory format and
+    trained through DDP (over ``world``) and torch.compile as the settings say."""
     precision = Precision(device, settings["precision"])
     optimizer = OptimizerConfig(**settings["optimizer"])
+    network.to(memory_format=memory_format(settings))
     if model not in GAN_MODELS:
-        return PixelObjective(network, optimizer, precision, settings["loss_scale"])
-    discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
-    if settings["content_loss"] == "mse":
-        content_loss: torch.nn.Module = torch.nn.MSELoss()
+        objective: Objective = PixelObjective(network, optimizer, precision, settings["loss_scale"])
     else:
-        layer = settings["content_loss"].removeprefix("vgg")
-        content_loss = VGGContentLoss(layer, settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"])
-    return AdversarialObjective(
-        network, discriminator.to(device), content_loss.to(device), optimizer, settings["adversarial_weight"], precision
+        discriminator = Discriminator() if model == "srgan" else SRGANStudyDiscriminator(input_size=settings["patch_size"])
+        if settings["content_loss"] == "mse":
+            content_loss: torch.nn.Module = torch.nn.MSELoss()
+        else:
+            layer = settings["content_loss"].removeprefix("vgg")
+            content_loss = VGGContentLoss(layer, settings["vgg_weights"], settings["vgg_rescale"], seed=settings["seed"])
+        discriminator.to(device, memory_format=memory_format(settings))
+        objective = AdversarialObjective(
+            network, discriminator, content_loss.to(device), optimizer, settings["adversarial_weight"], precision
+        )
+    objective.wrap(_training_wrapper(settings, device, world))
+    return objective
+
+
+def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, world: World = World()) -> PatchSampler:
+    """The recipe's batches, cut on ``device`` in its memory format; this rank's rows of each."""
+    return PatchSampler(
+        data, settings["batch_size"], settings["patch_size"], settings["seed"],
+        device=device, shard=(world.rank, world.size), memory_format=memory_format(settings),
     )
+
+
+def _launch_torchrun(nproc: int, arguments: list[str]) -> None:
+    """Run this training under torchrun with ``nproc`` processes on this machine; exit as it exits."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *arguments]
+    logger.info("train.nproc = %d: %s", nproc, " ".join(command))
+    raise typer.Exit(subprocess.run(command, check=False).returncode)
 
 
 def train(
@@ -155,31 +203,54 @@ def train(
     init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in checkpoints/."),
 ) -> None:
-    """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/."""
+    """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/.
+    With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes."""
     params = Params(params_file)
     settings = read_settings(params, model)
     if (model == "srgan") != (init is not None):
         raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
-    device = pick_device(settings["device"])
+    world = World.from_environment()
+    if settings["batch_size"] % max(world.size, settings["nproc"]):
+        processes = max(world.size, settings["nproc"])
+        raise ParamError(f"{params.path}: {model}.batch_size = {settings['batch_size']}: must be a multiple of the {processes} processes")
     scale = read_meta(data)["scale"]
+    if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
+        arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
+        _launch_torchrun(settings["nproc"], arguments + (["--init", str(init)] if init else []) + (["--resume"] if resume else []))
+    device = world.device(pick_device(settings["device"]))
+    world.start(device)
+    try:
+        _train(model, settings, scale, data, init, resume, device, world)
+    finally:
+        world.stop()
+
+
+def _train(
+    model: str, settings: dict[str, Any], scale: int, data: Path, init: Path | None, resume: bool, device: torch.device, world: World
+) -> None:
+    """One process's training; rank 0 also logs the MLflow run and writes every output."""
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     if init is None:
         network = build_model(model, scale, settings["arch"]).to(device)
     else:
         network, settings["arch"] = _srresnet_to_start_from(init, scale, device)
-    sampler = PatchSampler(data, settings["batch_size"], settings["patch_size"], settings["seed"])
+    sampler = build_sampler(data, settings, device, world)
     valid_pairs = load_pairs(data / "valid")
-    objective = build_objective(model, network, settings, device)
+    objective = build_objective(model, network, settings, device, world)
     schedule = Schedule(
         steps=settings["steps"],
         log_every=settings["log_every"],
         validate_every=settings["validate_every"],
         checkpoint_every=settings["checkpoint_every"],
     )
+    checkpoint = Path(f"checkpoints/{model}.pt")
+    if not world.main:
+        fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world)
+        return
 
     logged = {key: value for key, value in settings.items() if key != "device"}
-    logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")}
+    logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network), "init": str(init or ""), "world_size": world.size}
     logged |= describe_machine(device)
     with mlflow_run("train", logged, model=model) as mlflow:
         if model in GAN_MODELS:
@@ -188,7 +259,7 @@ def train(
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
 
-        history = fit(objective, sampler, schedule, device, valid_pairs, Path(f"checkpoints/{model}.pt"), resume, log_metrics)
+        history = fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, log_metrics, world=world)
         training_seconds = history[-1]["seconds"]  # the training loop's time, validation excluded, across resumes
 
         last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
@@ -198,6 +269,7 @@ def train(
             "training_seconds": round(training_seconds, 2),
             "steps": settings["steps"],
             "device": str(device),
+            "world_size": world.size,
             **{f"val_{key}": value for key, value in final.items()},
         }
         if model in GAN_MODELS:

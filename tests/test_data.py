@@ -1,16 +1,16 @@
-"""The patch store and the sampler: layout, alignment of LR and HR, determinism."""
+"""The patch store: layout, official LR images, benchmark pairs, bad input."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from srbench.data import PatchSampler, load_pairs, pairs_from_hr_folder, prepare
+from srbench.data import load_pairs, pairs_from_hr_folder, prepare
 from srbench.images import read_image, write_png
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
+from srbench.sampling import PatchSampler
 
 
 def block_mean_lr(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -85,22 +85,6 @@ def test_benchmark_sets_become_test_pairs_with_their_official_lr(tmp_path: Path,
     assert np.array_equal(set5.hr, hr[:48, :36]) and np.array_equal(set5.lr, block_mean_lr(hr[:48, :36], 4))
     [b100] = load_pairs(tmp_path / "prepared" / "benchmark" / "B100")
     assert np.array_equal(b100.lr, degrade(hr[:48, :36], 4))
-
-
-def test_sampler_is_deterministic_per_step(prepared_x2: Path) -> None:
-    first = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
-    again = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
-    other_seed = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=1)
-    assert all(torch.equal(a, b) for a, b in zip(first.batch(7), again.batch(7)))
-    assert not torch.equal(first.batch(7)[1], first.batch(8)[1])
-    assert not torch.equal(first.batch(7)[1], other_seed.batch(7)[1])
-
-
-def test_sampler_rejects_crop_sizes_it_cannot_serve(prepared_x2: Path) -> None:
-    with pytest.raises(SrbenchError, match="patch_size=15"):
-        PatchSampler(prepared_x2, batch_size=4, crop_size=15, seed=0)
-    with pytest.raises(SrbenchError, match="at most prepare.patch_size"):
-        PatchSampler(prepared_x2, batch_size=4, crop_size=64, seed=0)
 
 
 def test_prepare_refuses_bad_input_before_writing(tmp_path: Path) -> None:

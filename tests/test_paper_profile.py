@@ -12,7 +12,8 @@ from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stage
 PAPER = yaml.safe_load((REPO / "profiles" / "paper.yaml").read_text())
 TINY_BUDGET = {  # the paper's recipes and architectures, one step each, on small fake images
     "prepare": {"patch_size": 48, "stride": 48, "workers": 1},
-    "train": {"budget": 1.0e-6, "device": "cpu", "log_every": 1},
+    "train": {"budget": 1.0e-6, "device": "cpu", "log_every": 1,
+              "compile": False},  # torch.compile on a CPU takes minutes for 7 models (tests/test_recipes.py compiles one)
     "srcnn": {"batch_size": 2},
     "srcnn-seed": {"batch_size": 2, "patch_size": 48},
     "vdsr": {"batch_size": 2},

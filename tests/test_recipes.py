@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from pipeline.common import ParamError, Params
-from pipeline.train import build_objective, read_settings
+from pipeline.train import build_objective, build_sampler, read_settings
 from srbench.losses import VGGContentLoss
 from srbench.models import build_model
 
@@ -40,3 +40,22 @@ def test_srgan_vgg_content_loss_takes_its_layer_and_weights(tmp_path: Path) -> N
 def test_srgan_vgg_content_loss_needs_its_weights(tmp_path: Path) -> None:
     with pytest.raises(ParamError, match="srgan.vgg_weights"):
         srgan_settings(tmp_path, content_loss="vgg54")
+
+
+def test_channels_last_and_compile_train_the_same_model(tmp_path: Path, prepared_x2: Path) -> None:
+    """The layout and torch.compile change how a step runs, not what it computes."""
+    params = Params(REPO / "params.yaml")
+    losses = {}
+    for channels_last, compiled in ((False, False), (True, False), (True, True)):
+        settings = read_settings(params, "srcnn") | {"channels_last": channels_last, "compile": compiled, "batch_size": 4, "patch_size": 16}
+        torch.manual_seed(0)
+        network = build_model("srcnn", 2, {"n1": 8, "n2": 4, "f1": 5, "f2": 1, "f3": 3})
+        objective = build_objective("srcnn", network, settings, torch.device("cpu"))
+        sampler = build_sampler(prepared_x2, settings, torch.device("cpu"))
+        lr, _ = sampler.batch(1)
+        assert lr.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        assert network.patch_extraction.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        losses[channels_last, compiled] = [float(objective.step(*sampler.batch(step))["loss"]) for step in (1, 2, 3)]
+    eager = losses[False, False]
+    for key, values in losses.items():
+        assert values == pytest.approx(eager, rel=1e-4), key

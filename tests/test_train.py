@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from srbench.data import PatchSampler, load_pairs
+from srbench.data import load_pairs
 from srbench.errors import SrbenchError
 from srbench.losses import VGGContentLoss
 from srbench.models import SRCNN, Discriminator, SRResNet, save_model
+from srbench.sampling import PatchSampler
 from srbench.train import (
     AdversarialObjective,
     OptimizerConfig,

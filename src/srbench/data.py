@@ -1,4 +1,5 @@
-"""Prepared data: training patches in a memory-mapped store, whole validation images as PNG pairs.
+"""Prepared data: training patches in a memory-mapped store, whole validation images as PNG pairs
+(batches of patches: :mod:`srbench.sampling`).
 
 Layout written by :func:`prepare` (``out_dir``)::
 
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from numpy.lib.format import open_memmap
 
 from srbench.degradation import ROUNDINGS, Rounding, degrade, modcrop
@@ -230,50 +230,3 @@ def pairs_from_hr_folder(folder: Path, scale: int, rounding: Rounding = "per_pas
     if not images:
         raise SrbenchError(f"{folder}: no PNG or JPEG images")
     return [ImagePair(path.stem, *reversed(make_pair(path, scale, None, rounding))) for path in images]
-
-
-class PatchSampler:
-    """Random training batches from the patch store: a random crop of ``crop_size`` HR pixels
-    (aligned to the scale) from random patches, with one of the 8 flips/rotations each.
-
-    The batch drawn at a step depends only on ``seed`` and the step, so a resumed run sees the
-    same data as an uninterrupted one.
-    """
-
-    def __init__(self, prepared_dir: Path, batch_size: int, crop_size: int, seed: int) -> None:
-        meta = read_meta(prepared_dir)
-        self.scale = meta["scale"]
-        if crop_size % self.scale or crop_size > meta["patch_size"]:
-            raise SrbenchError(
-                f"patch_size={crop_size}: must be a multiple of the scale ({self.scale}) "
-                f"and at most prepare.patch_size ({meta['patch_size']})"
-            )
-        self.hr = np.load(prepared_dir / "train_hr.npy", mmap_mode="r")
-        self.lr = np.load(prepared_dir / "train_lr.npy", mmap_mode="r")
-        self.batch_size = batch_size
-        self.crop_size = crop_size
-        self.seed = seed
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """LR and HR float tensors in [0, 1], shapes (B, 3, c/s, c/s) and (B, 3, c, c)."""
-        rng = np.random.default_rng([self.seed, step])
-        indices = np.sort(rng.choice(len(self.hr), size=self.batch_size, replace=len(self.hr) < self.batch_size))
-        lr_crop = self.crop_size // self.scale
-        max_offset = self.lr.shape[1] - lr_crop
-        lr_batch, hr_batch = [], []
-        for index in indices:
-            top, left = rng.integers(0, max_offset + 1, size=2)
-            lr = self.lr[index, top : top + lr_crop, left : left + lr_crop]
-            s = self.scale
-            hr = self.hr[index, top * s : (top + lr_crop) * s, left * s : (left + lr_crop) * s]
-            turns, flip = rng.integers(0, 4), rng.integers(0, 2)
-            lr, hr = np.rot90(lr, turns), np.rot90(hr, turns)
-            if flip:
-                lr, hr = lr[:, ::-1], hr[:, ::-1]
-            lr_batch.append(lr)
-            hr_batch.append(hr)
-        return _to_tensor(lr_batch), _to_tensor(hr_batch)
-
-
-def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).copy()).float().div_(255)

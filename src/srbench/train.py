@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srbench.data import ImagePair, PatchSampler
+from srbench.data import ImagePair
+from srbench.distributed import World
 from srbench.errors import SrbenchError
 from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler
 from srbench.losses import adversarial_loss
+from srbench.sampling import PatchSampler
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +194,16 @@ class PixelObjective:
         self.precision = precision
         self.loss_scale = loss_scale
         self.optimization = Optimization(model, optimizer, precision)
+        self.network = model  # what the training step runs: the model, or a wrapper of it
+
+    def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        """Train through ``wrapper(model)`` (DistributedDataParallel, torch.compile); the model
+        itself keeps the weights that are validated, checkpointed and saved."""
+        self.network = wrapper(self.model)
 
     def step(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         with self.precision.autocast():
-            mse = F.mse_loss(self.model(lr).float(), hr)
+            mse = F.mse_loss(self.network(lr).float(), hr)
         self.optimization.step(mse * self.loss_scale)
         return {"loss": mse.detach()}
 
@@ -228,18 +236,23 @@ class AdversarialObjective:
         self.precision = precision
         self.optimization = Optimization(generator, optimizer, precision)
         self.discriminator_optimization = Optimization(discriminator, optimizer, precision)
+        self.network, self.critic = generator, discriminator  # what the training step runs
+
+    def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        """Train both networks through ``wrapper`` (DistributedDataParallel, torch.compile)."""
+        self.network, self.critic = wrapper(self.model), wrapper(self.discriminator)
 
     def step(self, lr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         with self.precision.autocast():
-            sr = self.model(lr)
-            real_logits = self.discriminator(hr)
-            fake_logits = self.discriminator(sr.detach())
+            sr = self.network(lr)
+            real_logits = self.critic(hr)
+            fake_logits = self.critic(sr.detach())
             discriminator_loss = adversarial_loss(real_logits, True) + adversarial_loss(fake_logits, False)
         self.discriminator_optimization.step(discriminator_loss)
 
         with self.precision.autocast():
             content = self.content_loss(sr.float(), hr)
-            fooling = adversarial_loss(self.discriminator(sr), True)
+            fooling = adversarial_loss(self.critic(sr), True)
             generator_loss = content + self.adversarial_weight * fooling
         self.optimization.step(generator_loss)
         return {
@@ -317,6 +330,7 @@ def fit(
     resume: bool = False,
     on_metrics: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
     step_offset: int = 0,
+    world: World = World(),
 ) -> list[dict]:
     """Train ``objective.model`` for ``schedule.steps`` steps; returns the history (one dict per
     logged or validated step, with ``seconds``: training time so far, validation excluded).
@@ -325,13 +339,15 @@ def fit(
     With ``resume`` the run continues from ``checkpoint`` when it exists. The objective's
     networks must already be on ``device``. Losses stay on the device between log steps (no
     synchronisation per step); a non-finite loss stops the run at the next log step, before
-    anything is checkpointed."""
+    anything is checkpointed, so the checkpoint is the last good state.
+    In data-parallel training (``world``) every rank calls ``fit``; logged losses are the mean
+    over the ranks, and rank 0 alone validates, records and checkpoints."""
     model = objective.model.train()
     start, history, seconds = 0, [], 0.0
     if resume and checkpoint.is_file():
         start, history, seconds = _load_checkpoint(checkpoint, objective, device)
         logger.info("resumed from %s at step %d", checkpoint, start)
-    elif resume:
+    elif resume and world.main:
         logger.warning("no checkpoint at %s: starting from step 0", checkpoint)
 
     def record(step: int, metrics: dict[str, float]) -> None:
@@ -341,7 +357,7 @@ def fit(
     running: dict[str, Tensor] = {}
     since_log, clock, resumed_seconds = 0, time.perf_counter(), seconds
     for step in range(start + 1, schedule.steps + 1):
-        lr, hr = (tensor.to(device, non_blocking=True) for tensor in sampler.batch(step))
+        lr, hr = sampler.batch(step)
         for key, value in objective.step(lr, hr).items():
             running[key] = running[key] + value if key in running else value
         since_log += 1
@@ -349,22 +365,24 @@ def fit(
         last = step == schedule.steps
         due = (schedule.log_every, schedule.validate_every, schedule.checkpoint_every)
         if last or any(step % every == 0 for every in due):
-            averaged = {key: float(value) / since_log for key, value in running.items()}
+            sums = world.mean(torch.stack([value.float() for value in running.values()]))
+            averaged = dict(zip(running, (value / since_log for value in sums.tolist())))  # the one sync
             if not all(math.isfinite(value) for value in averaged.values()):
                 raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
             seconds += time.perf_counter() - clock
-            record(step, averaged | {"lr": objective.optimization.lr})
             running, since_log = {}, 0
-            rate = (step - start) / (seconds - resumed_seconds)
-            logger.info(
-                "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
-                step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
-            )
-            if step % schedule.validate_every == 0 or last:
-                metrics = _validate(model, valid_pairs, sampler.scale, device)
-                record(step, {f"val_{key}": value for key, value in metrics.items()})
-                logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
-            if step % schedule.checkpoint_every == 0 or last:
-                _save_checkpoint(checkpoint, step, objective, history, seconds)
+            if world.main:
+                record(step, averaged | {"lr": objective.optimization.lr})
+                rate = (step - start) / (seconds - resumed_seconds)
+                logger.info(
+                    "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
+                    step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
+                )
+                if step % schedule.validate_every == 0 or last:
+                    metrics = _validate(model, valid_pairs, sampler.scale, device)
+                    record(step, {f"val_{key}": value for key, value in metrics.items()})
+                    logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
+                if step % schedule.checkpoint_every == 0 or last:
+                    _save_checkpoint(checkpoint, step, objective, history, seconds)
             clock = time.perf_counter()
     return history

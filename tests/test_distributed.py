@@ -1,0 +1,106 @@
+"""Data-parallel training on the CPU: `srbench train` under torchrun with gloo and 2 processes.
+
+The same code path as on N GPUs, minus NCCL and synchronised batch norm: each rank trains on its
+half of every batch, gradients are averaged, rank 0 alone writes outputs and logs one MLflow run."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import yaml
+
+from pipeline.common import EXPERIMENT, tracking_uri
+from srbench.distributed import World
+
+REPO = Path(__file__).resolve().parents[1]
+SRBENCH = str(Path(sys.executable).parent / "srbench")
+
+
+def tiny_params(workdir: Path, model: str, steps: int, nproc: int, **train: object) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"] |= {"nproc": nproc, "log_every": 5, "validate_every": steps, "checkpoint_every": 10, **train}
+    params[model] |= {"steps": steps, "batch_size": 8, "patch_size": 16}
+    params[model]["optimizer"] = {"name": "adam", "lr": 1.0e-3}
+    if model in ("srresnet", "srgan-seed"):
+        params[model]["arch"] |= {"num_features": 8, "num_blocks": 2}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def train(workdir: Path, model: str, prepared: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run(
+        [SRBENCH, "train", model, "--data", str(prepared), *extra], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def mlflow_runs(workdir: Path):
+    mlflow.set_tracking_uri(tracking_uri(workdir / "mlruns"))
+    return mlflow.search_runs(experiment_names=[EXPERIMENT])
+
+
+def test_two_processes_train_one_model_and_write_it_once(prepared_x2: Path, tmp_path: Path) -> None:
+    tiny_params(tmp_path, "srresnet", steps=40, nproc=2)  # batch norm: each rank normalises its own rows on gloo
+    result = train(tmp_path, "srresnet", prepared_x2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 1 of 2 (gloo, cpu)" in result.stderr and "rank 0 of 2 (gloo, cpu)" in result.stderr
+
+    summary = json.loads((tmp_path / "metrics/train/srresnet.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 40
+    losses = [float(row["loss"]) for row in csv.DictReader((tmp_path / "plots/train/srresnet.csv").open()) if row["loss"]]
+    assert len(losses) == 8 and sum(losses[-2:]) < 0.7 * sum(losses[:2])
+    assert torch.load(tmp_path / "models/srresnet.pt", weights_only=True)["name"] == "srresnet"
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["srresnet.pt"]
+    assert result.stderr.count("step 40 validation psnr_y") == 1  # rank 0 alone validates
+
+    runs = mlflow_runs(tmp_path)
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "FINISHED"
+    assert runs.iloc[0]["params.world_size"] == "2" and runs.iloc[0]["params.nproc"] == "2"
+
+
+def test_two_processes_play_the_adversarial_game(prepared_x2: Path, tmp_path: Path) -> None:
+    tiny_params(tmp_path, "srgan-seed", steps=6, nproc=2)  # both networks data-parallel, the discriminator run 3 times a step
+    result = train(tmp_path, "srgan-seed", prepared_x2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = list(csv.DictReader((tmp_path / "plots/train/srgan-seed.csv").open()))
+    assert {"discriminator_loss", "d_real", "d_fake"} <= set(history[0])
+    assert json.loads((tmp_path / "metrics/train/srgan-seed.json").read_text())["world_size"] == 2
+    assert len(mlflow_runs(tmp_path)) == 1
+
+
+def test_a_run_of_two_processes_resumes_in_one(prepared_x2: Path, tmp_path: Path) -> None:
+    tiny_params(tmp_path, "srcnn", steps=10, nproc=2)
+    assert train(tmp_path, "srcnn", prepared_x2).returncode == 0
+    assert torch.load(tmp_path / "checkpoints/srcnn.pt", weights_only=True)["step"] == 10
+    tiny_params(tmp_path, "srcnn", steps=20, nproc=1)
+    result = train(tmp_path, "srcnn", prepared_x2, "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from checkpoints/srcnn.pt at step 10" in result.stderr
+    history = list(csv.DictReader((tmp_path / "plots/train/srcnn.csv").open()))
+    assert [int(row["step"]) for row in history if row["loss"]] == [5, 10, 15, 20]
+    assert json.loads((tmp_path / "metrics/train/srcnn.json").read_text())["world_size"] == 1
+
+
+def test_a_batch_the_processes_cannot_share_is_refused_before_launching(prepared_x2: Path, tmp_path: Path) -> None:
+    tiny_params(tmp_path, "srcnn", steps=10, nproc=3)
+    result = train(tmp_path, "srcnn", prepared_x2)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "srbench: error: params.yaml: srcnn.batch_size = 8: must be a multiple of the 3 processes" in result.stderr
+    assert "torch.distributed.run" not in result.stderr
+
+
+def test_world_reads_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert World.from_environment() == World(0, 1, 0) and World().main
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    world = World.from_environment()
+    assert world == World(3, 4, 1) and not world.main
+    assert world.device(torch.device("cpu")) == torch.device("cpu")
+    assert torch.equal(World().mean(torch.tensor([1.0, 2.0])), torch.tensor([1.0, 2.0]))
