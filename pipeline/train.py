@@ -210,14 +210,17 @@ def train(
     if (model == "srgan") != (init is not None):
         raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
     world = World.from_environment()
-    if settings["batch_size"] % max(world.size, settings["nproc"]):
-        processes = max(world.size, settings["nproc"])
+    processes = max(world.size, settings["nproc"])
+    if settings["batch_size"] % processes:
         raise ParamError(f"{params.path}: {model}.batch_size = {settings['batch_size']}: must be a multiple of the {processes} processes")
     scale = read_meta(data)["scale"]
+    device = pick_device(settings["device"])
+    if device.type == "cuda" and settings["nproc"] > torch.cuda.device_count():
+        raise ParamError(f"{params.path}: train.nproc = {settings['nproc']}: this machine has {torch.cuda.device_count()} GPU(s)")
     if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
         arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
         _launch_torchrun(settings["nproc"], arguments + (["--init", str(init)] if init else []) + (["--resume"] if resume else []))
-    device = world.device(pick_device(settings["device"]))
+    device = world.device(device)
     world.start(device)
     try:
         _train(model, settings, scale, data, init, resume, device, world)
