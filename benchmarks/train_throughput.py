@@ -77,9 +77,12 @@ def recipe(params: Params, model: str, data: Path, device: torch.device, **overr
     return settings, build_objective(model, network, settings, device), build_sampler(data, settings, device)
 
 
-def steps_per_second(objective: Objective, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], device: torch.device, seconds: float, first_step: int) -> float:
-    """Training steps per second over about ``seconds`` (at least MIN_STEPS steps), as fit runs
-    them: losses summed on the device, read once at the end."""
+def steps_per_second(
+    objective: Objective, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]], device: torch.device, seconds: float, first_step: int
+) -> tuple[float, int]:
+    """Training steps per second over about ``seconds`` (at least MIN_STEPS steps) from
+    ``first_step`` on, as fit runs them (losses summed on the device, read once at the end);
+    and the next step, where the following round goes on (no batch is served twice)."""
     running: dict[str, torch.Tensor] = {}
     synchronize(device)
     start, step = time.perf_counter(), first_step
@@ -91,7 +94,7 @@ def steps_per_second(objective: Objective, batches: Callable[[int], tuple[torch.
         if step - first_step >= MIN_STEPS and time.perf_counter() - start > seconds:
             break
     float(torch.stack(list(running.values())).sum())  # the log step's one synchronisation
-    return (step - first_step) / (time.perf_counter() - start)
+    return (step - first_step) / (time.perf_counter() - start), step
 
 
 def flops_per_step(params: Params, model: str, data: Path, device: torch.device) -> int:
@@ -108,10 +111,11 @@ def measure(params: Params, model: str, data: Path, device: torch.device, second
     for step in range(1, warmup + 1):  # compilation, autotuning, allocator warm-up
         objective.step(*sampler.batch(step))
     fixed_batch = sampler.batch(0)
-    real, fixed = [], []
+    real, fixed, step = [], [], warmup + 1
     for _ in range(ROUNDS):  # interleaved short rounds, best of each: a busy neighbour slows a round, never speeds it
-        real.append(steps_per_second(objective, sampler.batch, device, seconds / 2 / ROUNDS, warmup + 1))
-        fixed.append(steps_per_second(objective, lambda step: fixed_batch, device, seconds / 2 / ROUNDS, warmup + 1))
+        rate, step = steps_per_second(objective, sampler.batch, device, seconds / 2 / ROUNDS, step)
+        real.append(rate)
+        fixed.append(steps_per_second(objective, lambda _: fixed_batch, device, seconds / 2 / ROUNDS, step)[0])
     row = {
         "model": model,
         "batch_size": settings["batch_size"],
@@ -129,8 +133,11 @@ def measure(params: Params, model: str, data: Path, device: torch.device, second
             _, shard_objective, shard_sampler = recipe(params, model, data, device, batch_size=settings["batch_size"] // n)
             for step in range(1, warmup + 1):
                 shard_objective.step(*shard_sampler.batch(step))
-            rate = max(steps_per_second(shard_objective, shard_sampler.batch, device, seconds / 2 / ROUNDS, warmup + 1) for _ in range(ROUNDS))
-            row["hours"][n] = settings["steps"] / rate / 3600
+            rates, step = [], warmup + 1
+            for _ in range(ROUNDS):
+                rate, step = steps_per_second(shard_objective, shard_sampler.batch, device, seconds / 2 / ROUNDS, step)
+                rates.append(rate)
+            row["hours"][n] = settings["steps"] / max(rates) / 3600
     return row
 
 

@@ -6,7 +6,6 @@ half of every batch, gradients are averaged, rank 0 alone writes outputs and log
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
