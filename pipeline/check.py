@@ -22,9 +22,10 @@ def fresh_recipe(
 ) -> tuple[dict, Objective, PatchSampler]:
     """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
     compressed or stretched into them as ``train.budget`` would, with ``overrides`` of its
-    settings (None: keep); srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
+    settings (None: keep), run eagerly; srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
     budget = steps / params.integer(f"{model}.steps", minimum=1)
     settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
+    settings["compile"] = False  # a few hundred steps: compiling would cost more than it saves, and changes no result
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
