@@ -32,14 +32,14 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
+from pipeline.check import fresh_recipe
 from pipeline.common import Params
-from pipeline.train import build_objective, build_sampler, read_settings
-from srbench.data import prepare, read_meta
+from pipeline.train import read_settings
+from srbench.data import prepare
 from srbench.download import export_samples
 from srbench.inference import describe_machine, pick_device
-from srbench.models import build_model
 from srbench.sampling import PatchSampler
-from srbench.train import Objective, use_deterministic_kernels
+from srbench.train import Objective
 
 ROUNDS = 6  # rounds of each pipeline, interleaved
 MIN_STEPS = 10  # per round
@@ -68,13 +68,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) 
 
 
 def recipe(params: Params, model: str, data: Path, device: torch.device, **overrides: Any) -> tuple[dict, Objective, PatchSampler]:
-    """``model``'s settings (with ``overrides``), objective (srgan: from a fresh SRResNet) and sampler on ``device``."""
-    settings = read_settings(params, model) | overrides
-    use_deterministic_kernels(settings["deterministic"])
-    torch.manual_seed(settings["seed"])
-    arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
-    network = build_model(model, read_meta(data)["scale"], arch).to(device)
-    return settings, build_objective(model, network, settings, device), build_sampler(data, settings, device)
+    """``model``'s settings for the profile's steps (with ``overrides``), objective (srgan: from a
+    fresh SRResNet) and sampler on ``device``."""
+    return fresh_recipe(params, model, data, read_settings(params, model)["steps"], overrides, device)
 
 
 def steps_per_second(

@@ -22,10 +22,9 @@ def fresh_recipe(
 ) -> tuple[dict, Objective, PatchSampler]:
     """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
     compressed or stretched into them as ``train.budget`` would, with ``overrides`` of its
-    settings (None: keep), run eagerly; srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
+    settings (None: keep); srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
     budget = steps / params.integer(f"{model}.steps", minimum=1)
     settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
-    settings["compile"] = False  # a few hundred steps: compiling would cost more than it saves, and changes no result
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
@@ -43,7 +42,7 @@ def bicubic_validation_psnr(data: Path) -> float:
 def _check_one(
     params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
 ) -> RecipeCheck:
-    """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop and VGG ``overrides``."""
+    """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop, VGG and compile ``overrides``."""
     settings, objective, sampler = fresh_recipe(params, model, data, steps, overrides, device)
     log_every = max(1, steps // 30)
     schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
@@ -102,7 +101,8 @@ def check(
         raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(MODELS)}")
     if vgg_weights not in (None, "imagenet", "random"):
         raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
-    overrides = {"batch_size": batch_size, "patch_size": patch_size}
+    # Eager: a few hundred steps, which compiling would cost more than it saves, and it changes no result.
+    overrides = {"batch_size": batch_size, "patch_size": patch_size, "compile": False}
     crops = {model: patch_size or read_settings(params, model)["patch_size"] for model in models}  # every param, first
     meta = read_meta(data)
     for model, crop in crops.items():

@@ -80,7 +80,3 @@ class World:
             dist.all_reduce(values)
             values /= self.size
         return values
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
