@@ -5,7 +5,7 @@ import sys
 import typer
 
 from pipeline.check import check
-from pipeline.common import setup_logging
+from pipeline.common import Terminated, setup_logging, stop_on_sigterm
 from pipeline.download import download
 from pipeline.evaluate import evaluate
 from pipeline.prepare import prepare
@@ -26,13 +26,26 @@ for command in (download, prepare, train, evaluate, report, upscale, profile, ch
 
 
 def main() -> None:
-    """Entry point: a user error is one line on stderr and exit status 2, not a traceback."""
+    """Entry point: a user error is one line on stderr and exit status 2; a file the system
+    refuses (permissions, a full disk) one line naming it and exit status 1; SIGTERM and Ctrl-C
+    unwind (every stage cleans up, its MLflow run ends KILLED) and exit 143 and 130."""
     setup_logging()
+    stop_on_sigterm()
     try:
         app()
     except SrbenchError as error:
         print(f"srbench: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"srbench: error: {where}{error.strerror or error}", file=sys.stderr)
+        sys.exit(1)
+    except Terminated as signal_name:
+        print(f"srbench: stopped by {signal_name}", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:
+        print("srbench: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # torchrun -m pipeline.cli train MODEL

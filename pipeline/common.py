@@ -1,9 +1,11 @@
 """What every stage shares: reading and checking params.yaml, logging, and the MLflow run."""
 
+import fcntl
 import json
 import logging
 import os
-import subprocess
+import signal
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +15,25 @@ import typer
 import yaml
 
 from srbench.errors import SrbenchError
+from srbench.files import write_text
 
 logger = logging.getLogger("srbench")
 
-EXPERIMENT = "srbench"
-TRACKING_DIR = Path("mlruns")
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (one section per stage).")
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM): unwinds like Ctrl-C, so that every stage's
+    cleanup runs and its MLflow run ends KILLED."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 class ParamError(SrbenchError):
@@ -116,61 +131,56 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def git_commit() -> str:
-    """The checked-out commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def tracking_uri(root: Path = TRACKING_DIR) -> str:
-    """MLflow's SQLite store kept in ``mlruns/`` (MLflow 3 refuses the plain file store)."""
-    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-@contextmanager
-def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> Iterator[Any]:
-    """Start an MLflow run in the ``srbench`` experiment, tagged with the stage, model and git
-    commit, and yield the ``mlflow`` module to log with. An exception inside marks the run FAILED
-    and propagates."""
-    import mlflow  # imported here so that `srbench --help` and param errors stay fast
-
-    TRACKING_DIR.mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(TRACKING_DIR / "artifacts").resolve().as_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    dvc_stage = os.environ.get("DVC_STAGE", "")
-    name = dvc_stage or (f"{stage}@{model}" if model else stage)
-    tags = {"stage": dvc_stage or stage, "git_commit": git_commit(), "launched_by": "dvc" if dvc_stage else "cli"}
-    if model:
-        tags["model"] = model
-    with mlflow.start_run(run_name=name, tags=tags):
-        mlflow.log_params(_flatten(params))
-        yield mlflow
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, values: Any) -> None:
     """Write JSON atomically."""
     write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def ensure_writable(*folders: Path) -> None:
+    """Check, before any long work, that a file can be created in each of ``folders`` (made if
+    missing): a read-only place or a full disk is one line naming the folder, now rather than
+    when the results are written."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder) as probe:
+                probe.write(b"srbench")
+                probe.flush()
+        except OSError as error:
+            raise OutputError(f"{folder}: cannot write here ({error.strerror or error})") from error
+
+
+class OutputError(SrbenchError):
+    """An output place that cannot be written."""
+
+
+class WorkspaceBusy(SrbenchError):
+    """Another srbench process holds the lock on the same work."""
+
+
+LOCK_DIR = Path(".srbench/locks")
+
+
+@contextmanager
+def workspace_lock(name: str) -> Iterator[None]:
+    """Hold ``.srbench/locks/NAME.lock`` for the duration: a second process asking for the same
+    lock in this workspace is refused at once, in one line. The lock is the kernel's (``flock``),
+    so a killed process never leaves a stale one."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / f"{name}.lock"
+    with open(path, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            raise WorkspaceBusy(f"{path}: {name} is already running in this workspace ({holder}); wait for it or stop it") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()}")
+        file.flush()
+        try:
+            yield
+        finally:
+            file.truncate(0)
+            fcntl.flock(file, fcntl.LOCK_UN)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json
+from pipeline.tracking import mlflow_run
 from srbench import download as library
 from srbench.images import list_images
 

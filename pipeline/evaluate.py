@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json
+from pipeline.tracking import mlflow_run
 from srbench.data import ImagePair, bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
 from srbench.download import BENCHMARK_SETS
 from srbench.images import write_png

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, mlflow_run
+from pipeline.common import PARAMS_OPTION, Params
+from pipeline.tracking import mlflow_run
 from srbench.data import prepare as prepare_data
 from srbench.degradation import ROUNDINGS
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_text
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_text
+from pipeline.tracking import mlflow_run
 from srbench.data import read_meta
 from srbench.models import GAN_MODELS, MODELS
 from srbench.published import SOURCES, published

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, mlflow_run, write_json, write_text
+from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
+from pipeline.tracking import mlflow_run
 from srbench.data import load_pairs, read_meta
 from srbench.distributed import World
 from srbench.inference import describe_machine, model_upscaler, pick_device

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.common import EXPERIMENT, tracking_uri
+from pipeline.tracking import EXPERIMENT, tracking_uri
 from srbench.distributed import World
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.common import EXPERIMENT, tracking_uri
+from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench
 
 TINY = {

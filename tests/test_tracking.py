@@ -5,7 +5,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline.common import EXPERIMENT, Params, ParamError, mlflow_run, tracking_uri
+from pipeline.common import Params, ParamError
+from pipeline.tracking import EXPERIMENT, mlflow_run, tracking_uri
 
 
 def test_run_is_tagged_and_logged_to_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
