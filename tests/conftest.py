@@ -1,6 +1,9 @@
 """Shared fixtures: a tiny real data set made from the photographs inside scikit-image."""
 
+import contextlib
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,38 @@ def prepared_x2(raw_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("prepared") / "prepared"
     prepare(raw_samples, out, scale=2, patch_size=32, stride=16, workers=1)
     return out
+
+
+def _mount(target: Path, *options: str) -> None:
+    """Mount a tmpfs at ``target``, or skip the test where this machine does not allow it."""
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()})")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of 64 KiB, already full: every write into it fails with ENOSPC."""
+    target = tmp_path / "full"
+    target.mkdir()
+    _mount(target, "size=64k")
+    _fill(target)
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def _fill(target: Path) -> None:
+    with contextlib.suppress(OSError), open(target / "filler", "wb") as file:
+        while True:
+            file.write(b"\0" * 4096)
+            file.flush()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system (a tmpfs mounted ``ro``): writes fail with EROFS, even as root."""
+    target = tmp_path / "read_only"
+    target.mkdir()
+    _mount(target, "size=1m", "ro")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=False)
