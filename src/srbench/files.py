@@ -2,30 +2,99 @@
 target, renamed over it only when complete, removed when anything fails. Two processes writing
 the same target never share a temporary file."""
 
+import glob
+import hashlib
 import io
+import logging
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+logger = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what a killed writer of ``path`` left beside it (``kill -9`` runs no cleanup): the
+    temporary files and staging folders of :func:`atomic_path` and :func:`staged_folder`, named
+    ``.NAME.PID.*``, whose process is gone."""
+    if not path.parent.is_dir():
+        return
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        pid = leftover.name[len(path.name) + 2 :].split(".")[0]
+        if leftover.suffix in (".tmp", ".staging", ".old") and pid.isdigit() and not _alive(int(pid)):
+            logger.info("removing %s, left by process %s which has ended", leftover, pid)
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a fresh temporary path in ``path``'s folder to write to; on success it replaces
-    ``path`` (one rename), on any exception it is removed and ``path`` is left as it was."""
+    ``path`` (one rename), on any exception it is removed and ``path`` is left as it was.
+    Leftovers of writers of ``path`` that were killed are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    tmp = Path(name)
+    remove_leftovers(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # created by the writer, with the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def make_staging_folder(path: Path) -> Path:
+    """A new, uniquely named folder beside ``path``, with the permissions a plain ``mkdir`` gives
+    (``mkdtemp`` alone makes it private to its owner)."""
+    remove_leftovers(path)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".staging"))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
+@contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """Yield a fresh folder beside ``path`` to fill; on success it takes ``path``'s place (the old
+    folder, if any, is removed only then, and put back should the swap fail), on any exception it
+    is removed and ``path`` is left as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_staging_folder(path)
+    try:
+        yield staging
+        if not path.exists():
+            os.replace(staging, path)
+            return
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".old"))
+        try:
+            os.replace(path, old / path.name)
+            try:
+                os.replace(staging, path)
+            except BaseException:
+                os.replace(old / path.name, path)
+                raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
@@ -51,6 +120,33 @@ def save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` atomically. The object is serialised in memory first and written with plain
     file I/O, so that a full disk is ``OSError: [Errno 28] No space left on device: PATH`` rather
     than torch's ``iostream error``."""
+    import torch  # imported here: seconds that the stages which never save a tensor need not pay
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())
+
+
+def file_digest(path: Path, sample_blocks: int | None = None, block_size: int = 1 << 16) -> str:
+    """sha256 of a file, or with ``sample_blocks`` of its size and that many evenly spaced blocks:
+    cheap for a patch store of many GB, and still different for any other store."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        if sample_blocks is None or size <= sample_blocks * block_size:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        else:
+            digest.update(str(size).encode())
+            for index in range(sample_blocks):
+                file.seek((size - block_size) * index // (sample_blocks - 1))
+                digest.update(file.read(block_size))
+    return digest.hexdigest()
+
+
+def tree_digest(paths: list[Path], root: Path, sample_blocks: int | None = None) -> str:
+    """One sha256 over the names (relative to ``root``) and :func:`file_digest` of ``paths``."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_digest(path, sample_blocks)}\0".encode())
+    return digest.hexdigest()
