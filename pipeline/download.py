@@ -1,14 +1,19 @@
 """`srbench download`: the raw HR images (and official LR images for DIV2K and the benchmark
-sets) into data/raw, plus data/raw/dataset.json naming the data."""
+sets) into data/raw, plus data/raw/dataset.json naming the data.
+
+Everything is built in a temporary folder next to data/raw and swapped in only when all of it
+succeeded: a failed run leaves the previous data/raw as it was."""
 
 from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
 from pipeline.tracking import mlflow_run
 from srbench import download as library
+from srbench.files import staged_folder
 from srbench.images import list_images
+from srbench.models import SCALES
 
 SOURCES = ("samples", "div2k", "folder")
 DATASET_NAMES = {"samples": "scikit-image photographs", "div2k": "DIV2K"}
@@ -22,7 +27,7 @@ def download(
     params = Params(params_file)
     source = params.choice("data.source", SOURCES)
     n_valid = params.integer("data.n_valid", minimum=1)
-    seed = params.integer("data.seed")
+    seed = params.integer("data.seed", minimum=0)
     max_side = params.optional_integer("data.max_side", minimum=16)
     valid_names = params.get("data.valid_images")
     if valid_names is not None and (not isinstance(valid_names, list) or not valid_names or not all(isinstance(n, str) for n in valid_names)):
@@ -45,7 +50,7 @@ def download(
         if unknown:
             raise ParamError(f"{params.path}: data.valid_images: {unknown[0]!r} is not among the images ({', '.join(sorted(available))})")
     if source == "div2k" or benchmark_sets:
-        scale = params.choice("prepare.scale", (2, 3, 4))
+        scale = params.choice("prepare.scale", SCALES)
         cache_dir = Path(params.string("data.cache_dir")).expanduser()
     if source == "div2k":
         div2k_mirror = params.string("data.div2k_mirror")
@@ -53,19 +58,20 @@ def download(
     if benchmark_sets:
         benchmark_mirror = params.string("data.benchmark_mirror")
 
-    with mlflow_run("download", params.section("data")) as mlflow:
+    ensure_writable(out.parent)
+    with workspace_lock("download"), mlflow_run("download", params.section("data")) as mlflow, staged_folder(out) as stage:
         if source == "samples":
-            library.export_samples(out, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
+            library.export_samples(stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         elif source == "folder":
-            library.import_folder(folder, out, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
+            library.import_folder(folder, stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         else:
             archives = library.with_checksums(library.DIV2K_ARCHIVES, checksums)
-            library.download_div2k(out, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)
+            library.download_div2k(stage, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)
         if benchmark_sets:
             archives = library.with_checksums(library.BENCHMARK_ARCHIVES, checksums)
-            library.download_benchmark(out / "benchmark", benchmark_sets, scale, cache_dir, benchmark_mirror, archives)
-        write_json(out / "dataset.json", {"name": DATASET_NAMES.get(source) or str(folder), "source": source})
-        counts = {split: len(list_images(out / split / "HR")) for split in ("train", "valid")}
-        counts |= {name: len(list_images(out / "benchmark" / name / "HR")) for name in benchmark_sets}
+            library.download_benchmark(stage / "benchmark", benchmark_sets, scale, cache_dir, benchmark_mirror, archives)
+        write_json(stage / "dataset.json", {"name": DATASET_NAMES.get(source) or str(folder), "source": source})
+        counts = {split: len(list_images(stage / split / "HR")) for split in ("train", "valid")}
+        counts |= {name: len(list_images(stage / "benchmark" / name / "HR")) for name in benchmark_sets}
         mlflow.log_metrics({f"{name}_images": count for name, count in counts.items()})
-        logger.info("data/raw from %s: %s", source, ", ".join(f"{count} {name}" for name, count in counts.items()))
+        logger.info("%s from %s: %s", out, source, ", ".join(f"{count} {name}" for name, count in counts.items()))

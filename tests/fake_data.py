@@ -44,15 +44,19 @@ class ServerState:
     url: str = ""
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     cut_after: dict[str, list[int]] = field(default_factory=dict)  # name -> bytes sent per request
+    trickle: dict[str, float] = field(default_factory=dict)  # name -> seconds between single bytes
     ignore_range: bool = False
+    no_length: bool = False  # send no Content-Length: the body ends when the connection closes
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def names(self) -> list[str]:
         return [name for name, _ in self.requests]
 
 
 class RangeHandler(BaseHTTPRequestHandler):
-    """Serves files of ``state.root`` with Range support; can cut transfers short."""
+    """Serves files of ``state.root`` with Range support; can cut transfers short, trickle them
+    one byte at a time, or leave out Content-Length."""
 
     server: ThreadingHTTPServer
 
@@ -64,6 +68,7 @@ class RangeHandler(BaseHTTPRequestHandler):
             state.requests.append((name, range_header))
             cuts = state.cut_after.get(name)
             cut = cuts.pop(0) if cuts else None
+            pause = state.trickle.get(name)
         path = state.root / name
         if not path.is_file():
             self.send_error(404, "Not Found")
@@ -84,14 +89,29 @@ class RangeHandler(BaseHTTPRequestHandler):
         else:
             body = data
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if not state.no_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if pause is not None:
+            self._trickle(body, pause, state.stopped)
+            return
         if cut is not None:
             self.wfile.write(body[:cut])
             self.wfile.flush()
             self.close_connection = True
             return
         self.wfile.write(body)
+
+    def _trickle(self, body: bytes, pause: float, stopped: threading.Event) -> None:
+        """Send ``body`` one byte every ``pause`` seconds, until the client or the server stops."""
+        self.close_connection = True
+        for index in range(len(body)):
+            if stopped.wait(pause):
+                return
+            try:
+                self.wfile.write(body[index : index + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Keep the test output quiet."""
@@ -110,6 +130,7 @@ def serve(root: Path) -> Iterator[ServerState]:
     try:
         yield state
     finally:
+        state.stopped.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join()

@@ -1,4 +1,5 @@
-"""Tests of srbench.download against a real local HTTP server and real archives."""
+"""Tests of srbench.download and the `srbench download` stage against a real local HTTP server
+and real archives."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import hashlib
 import io
 import re
 import socket
+import subprocess
+import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from fake_data import (
     BENCHMARK_IMAGES,
     ServerState,
@@ -19,10 +24,14 @@ from fake_data import (
     make_fake_benchmark,
     make_fake_div2k,
     make_zip,
+    png_bytes,
     serve,
     write_checksums,
 )
 from PIL import Image
+
+from pipeline.common import OutputError, WorkspaceBusy, workspace_lock
+from pipeline.download import download as download_stage
 
 from srbench import download
 from srbench.download import (
@@ -30,6 +39,7 @@ from srbench.download import (
     BENCHMARK_SETS,
     DIV2K_ARCHIVES,
     Archive,
+    TransferLimits,
     download_benchmark,
     download_div2k,
     export_samples,
@@ -192,9 +202,92 @@ def test_fetch_unreachable_server(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/blob.bin"
     with pytest.raises(DownloadError, match=re.escape(url)) as info:
-        fetch(url, tmp_path / "blob.bin", "0" * 64, timeout=5)
+        fetch(url, tmp_path / "blob.bin", "0" * 64, limits=TransferLimits(timeout=5))
     assert "3 attempts" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_drops_a_trickle_and_keeps_the_part(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.trickle["blob.bin"] = 0.02  # one byte every 20 ms, forever within a per-read timeout
+    dest, part = tmp_path / "blob.bin", tmp_path / "blob.bin.part"
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch(url, dest, sha256_of(PAYLOAD), limits=TransferLimits(min_rate=1000, window=0.3))
+    assert time.monotonic() - started < 10  # three attempts of about one window each, no hang
+    message = str(info.value)
+    assert message.startswith(f"{url}: transfer failed after 3 attempts (too slow: ")
+    assert re.search(r"too slow: \d+ bytes in the last 0\.\d s", message)
+    assert str(part) in message and "\n" not in message
+    assert len(server.requests) == 3
+    received = part.stat().st_size
+    assert 0 < received < 1000
+    assert not dest.exists()
+    del server.trickle["blob.bin"]
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert server.requests[-1] == ("blob.bin", f"bytes={received}-")
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_fetch_deadline_ends_a_slow_download_without_retry(
+    server: ServerState, tmp_path: Path
+) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.trickle["blob.bin"] = 0.02
+    dest, part = tmp_path / "blob.bin", tmp_path / "blob.bin.part"
+    with pytest.raises(DownloadError) as info:
+        fetch(url, dest, sha256_of(PAYLOAD), limits=TransferLimits(min_rate=0, deadline=0.4))
+    message = str(info.value)
+    assert re.fullmatch(
+        re.escape(url) + r": not complete after \d+\.\d s \(deadline 0\.4 s\), \d+ bytes received; "
+        + re.escape(f"partial file kept at {part} for a later resume"),
+        message,
+    ), message
+    assert len(server.requests) == 1
+    assert part.stat().st_size > 0 and not dest.exists()
+
+
+def test_fetch_resumes_without_content_length(server: ServerState, tmp_path: Path) -> None:
+    archive = make_fake_benchmark(server.root)  # a real tar of PNG images
+    served = (server.root / "benchmark.tar").read_bytes()
+    url, cut = f"{server.url}/benchmark.tar", len(served) // 4
+    server.no_length = True
+    server.cut_after["benchmark.tar"] = [cut, cut, cut]
+    dest, part = tmp_path / "benchmark.tar", tmp_path / "benchmark.tar.part"
+    with pytest.raises(DownloadError, match="3 attempts.*partial file kept"):
+        fetch(url, dest, archive.checksum)
+    assert part.read_bytes() == served[: 3 * cut]
+    fetch(url, dest, archive.checksum)  # the next run resumes
+    assert dest.read_bytes() == served
+    ranges = [byte_range for _, byte_range in server.requests]
+    assert ranges == [None, f"bytes={cut}-", f"bytes={2 * cut}-", f"bytes={3 * cut}-"]
+
+
+def test_fetch_without_content_length_restarts_on_a_200(
+    server: ServerState, tmp_path: Path
+) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.no_length, server.ignore_range = True, True
+    server.cut_after["blob.bin"] = [1000]
+    dest = tmp_path / "blob.bin"
+    fetch(url, dest, sha256_of(PAYLOAD))
+    assert server.requests == [("blob.bin", None), ("blob.bin", "bytes=1000-")]
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_fetch_without_content_length_wrong_checksum(server: ServerState, tmp_path: Path) -> None:
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.no_length = True
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        fetch(url, tmp_path / "blob.bin", "0" * 64)
+    # the checksum did not match what arrived: asking past its end tells that it was all there
+    assert server.requests == [("blob.bin", None), ("blob.bin", f"bytes={len(PAYLOAD)}-")]
+    assert list(tmp_path.glob("blob.bin*")) == []
+
+
+def test_fetch_bad_url(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match=re.escape("example.org/blob.bin: unknown url type")):
+        fetch("example.org/blob.bin", tmp_path / "blob.bin", "0" * 64)
 
 
 # --- safe_extract --------------------------------------------------------------------------
@@ -268,8 +361,57 @@ def test_safe_extract_rejects_unsafe_tar(tmp_path: Path, bad_name: str, kind: by
 def test_safe_extract_rejects_non_archive(tmp_path: Path) -> None:
     path = tmp_path / "plain.zip"
     path.write_bytes(b"not an archive at all" * 50)
-    with pytest.raises(SrbenchError, match="plain.zip"):
+    with pytest.raises(DownloadError, match="plain.zip: damaged archive .*; delete it"):
         safe_extract(path, tmp_path / "target")
+
+
+def png_entries(folder: str, count: int) -> dict[str, bytes]:
+    rng = np.random.default_rng(5)
+    return {f"{folder}/{i:04d}.png": png_bytes(rng, 24) for i in range(1, count + 1)}
+
+
+def flip_byte(path: Path, index: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def damaged_archive(tmp_path: Path, damage: str) -> Path:
+    """A real archive of PNG images, damaged after writing."""
+    entries = png_entries("images", 3)
+    if damage == "bad_crc_zip":
+        path = make_zip(tmp_path / "images.zip", entries)
+        flip_byte(path, path.read_bytes().index(entries["images/0002.png"]) + 200)
+    elif damage == "truncated_zip":
+        path = make_zip(tmp_path / "images.zip", entries)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    else:
+        path = tmp_path / "images.tar.gz"
+        with tarfile.open(path, "w:gz") as tf:
+            for name, content in entries.items():
+                add_tar_entry(tf, name, content)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    return path
+
+
+@pytest.mark.parametrize("damage", ["bad_crc_zip", "truncated_zip", "truncated_tar_gz"])
+def test_safe_extract_damaged_archive(tmp_path: Path, damage: str) -> None:
+    archive = damaged_archive(tmp_path, damage)
+    with pytest.raises(DownloadError) as info:
+        safe_extract(archive, tmp_path / "target")
+    message = str(info.value)
+    assert message.startswith(f"{archive}: damaged archive (")
+    assert message.endswith("; delete it so that it is downloaded again")
+    assert "\n" not in message
+    assert archive.exists()  # left for the user: the same source would give the same bytes
+
+
+def test_safe_extract_full_disk_names_the_file(tmp_path: Path, full_disk: Path) -> None:
+    archive = make_zip(tmp_path / "images.zip", png_entries("images", 2))
+    with pytest.raises(OSError) as info:
+        safe_extract(archive, full_disk)
+    assert info.value.strerror == "No space left on device"
+    assert info.value.filename == str(full_disk / "images" / "0001.png")
 
 
 # --- download_div2k ------------------------------------------------------------------------
@@ -319,6 +461,24 @@ def test_download_div2k_missing_lr_partner(server: ServerState, tmp_path: Path) 
     with pytest.raises(SrbenchError, match="0002"):
         download_div2k(out_dir, 2, tmp_path / "cache", mirror=server.url, archives=archives)
     assert list(tmp_path.glob("*raw*")) == []
+
+
+def test_download_div2k_zip_with_bad_crc(server: ServerState, tmp_path: Path) -> None:
+    make_fake_div2k(server.root, n_train=2, n_valid=1, side=24)
+    damaged = server.root / "DIV2K_train_HR.zip"
+    flip_byte(damaged, damaged.stat().st_size // 3)  # inside the first PNG's stored bytes
+    sums = write_checksums(  # a mirror's checksum list, made from the damaged file
+        tmp_path / "SHA256SUMS",
+        [Archive(p.name, file_digest(p, "sha256"), None) for p in server.root.iterdir()],
+    )
+    archives = with_checksums(DIV2K_ARCHIVES, read_checksums(sums))
+    out_dir, cache_dir = tmp_path / "data" / "raw", tmp_path / "cache"
+    with pytest.raises(DownloadError) as info:
+        download_div2k(out_dir, 2, cache_dir, mirror=server.url, archives=archives)
+    assert str(info.value).startswith(f"{cache_dir / 'DIV2K_train_HR.zip'}: damaged archive (Bad CRC-32")
+    assert "delete it" in str(info.value)
+    assert list(out_dir.parent.iterdir()) == []  # no output, no staging folder
+    assert (cache_dir / "DIV2K_train_HR.zip").exists()
 
 
 def test_div2k_archive_table() -> None:
@@ -642,3 +802,114 @@ def test_import_folder_too_few_images(tmp_path: Path) -> None:
     write_image(folder / "only.png", "RGB", (8, 8))
     with pytest.raises(SrbenchError, match="at least 2"):
         import_folder(folder, tmp_path / "raw", n_valid=1, seed=0, max_side=None)
+
+
+# --- the `srbench download` stage ----------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stage_params(workspace: Path, **data: object) -> Path:
+    """The repository's params.yaml in ``workspace``, with ``data`` overriding its data section."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update({"max_side": 16, **data})
+    path = workspace / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run_stage(workspace: Path, params: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pipeline.cli", "download", "--params", str(params), "--out", "data/raw"]
+    return subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("srbench: error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files_under(folder)}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty workspace, also the current folder (the stage's lock lives in it)."""
+    folder = tmp_path / "workspace"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_failed_download_leaves_the_previous_raw_as_it_was(
+    server: ServerState, workspace: Path, tmp_path: Path
+) -> None:
+    make_fake_benchmark(server.root)
+    wrong = write_checksums(tmp_path / "SUMS", [Archive("benchmark.tar", "0" * 32, None)])
+    raw = workspace / "data" / "raw"
+    rng = np.random.default_rng(3)
+    previous = {
+        "train/HR/a.png": png_bytes(rng, 16),
+        "valid/HR/b.png": png_bytes(rng, 16),
+        "benchmark/Set5/HR/baby.png": png_bytes(rng, 16),
+        "dataset.json": b'{"name": "earlier run", "source": "folder"}\n',
+    }
+    for name, content in previous.items():
+        (raw / name).parent.mkdir(parents=True, exist_ok=True)
+        (raw / name).write_bytes(content)
+    params = stage_params(
+        workspace,
+        benchmark_sets=["Set5"],
+        benchmark_mirror=server.url,
+        cache_dir=str(tmp_path / "cache"),
+        checksums=str(wrong),
+    )
+    result = run_stage(workspace, params)
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert f"{server.url}/benchmark.tar: md5 mismatch" in line
+    assert tree(raw) == previous
+    assert [p.name for p in raw.parent.iterdir()] == ["raw"]  # no staging folder left
+    assert server.names() == ["benchmark.tar"]
+
+
+def test_full_cache_disk_is_one_line_naming_the_file(
+    server: ServerState, workspace: Path, tmp_path: Path, full_disk: Path
+) -> None:
+    archive = make_fake_benchmark(server.root)
+    sums = write_checksums(tmp_path / "SUMS", [archive])
+    cache_dir = full_disk / "cache"
+    params = stage_params(
+        workspace,
+        benchmark_sets=["Set5"],
+        benchmark_mirror=server.url,
+        cache_dir=str(cache_dir),
+        checksums=str(sums),
+    )
+    result = run_stage(workspace, params)
+    line = one_line_error(result)
+    assert result.returncode == 1
+    assert line == f"srbench: error: {cache_dir / 'benchmark.tar.part'}: No space left on device"
+    assert server.names() == ["benchmark.tar"]  # a full disk is not retried
+    assert list((workspace / "data").iterdir()) == []
+
+
+def test_second_download_in_a_workspace_is_refused(server: ServerState, workspace: Path) -> None:
+    params = stage_params(workspace, benchmark_sets=["Set5"], benchmark_mirror=server.url)
+    with workspace_lock("download"), pytest.raises(WorkspaceBusy, match="download is already running"):
+        download_stage(params, Path("data/raw"))
+    assert server.requests == []
+    assert not (workspace / "data" / "raw").exists()
+
+
+def test_download_checks_the_output_folder_first(
+    server: ServerState, workspace: Path, read_only_dir: Path
+) -> None:
+    params = stage_params(workspace, benchmark_sets=["Set5"], benchmark_mirror=server.url)
+    message = f"{read_only_dir}: cannot write here (Read-only file system)"
+    with pytest.raises(OutputError, match=re.escape(message)):
+        download_stage(params, read_only_dir / "raw")
+    assert server.requests == []
+    assert not (workspace / "mlruns").exists()  # refused before any MLflow run

@@ -11,7 +11,17 @@ Layout written under ``out_dir``::
 set: ``<Set>/HR/<name>.png`` and ``<Set>/LR_bicubic/X<scale>/<name>.png``.
 
 Everything is first written to a temporary directory next to ``out_dir`` and renamed into
-place at the end, so a failure never leaves a half-written ``out_dir``.
+place at the end (:func:`staged_output`), so a failure never leaves a half-written ``out_dir``.
+
+Transfers resume from a ``.part`` file, with or without a Content-Length from the server (a cut
+transfer of unknown length is told apart from a complete one by the checksum, then by asking for
+the bytes past its end). :class:`TransferLimits` bounds them: a per-read timeout, a minimum
+average rate over a sliding window (a trickling connection is dropped and resumed, like a cut
+one) and an overall deadline per archive; the ``.part`` file always stays for a later run.
+
+A damaged archive that passed its checksum (so the checksum itself describes the damaged file)
+is reported in one line naming it; it is not deleted, since downloading it again from the same
+source would give the same bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import contextlib
 import hashlib
 import http.client
 import logging
+import lzma
 import os
 import random
 import re
@@ -30,6 +41,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -40,6 +53,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
+from srbench.files import staged_folder
 from srbench.images import list_images, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -133,6 +147,7 @@ BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 BENCHMARK_SCALES = (2, 3, 4)
 
 _CHUNK = 1 << 20
+_KIB = 1 << 10
 _ATTEMPTS = 3
 _RETRY_DELAY_S = 2.0
 _PROGRESS_PERCENT = 5.0
@@ -160,13 +175,47 @@ SAMPLE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
 }
 
 
+@dataclass(frozen=True)
+class TransferLimits:
+    """When a download gives up. ``timeout``: seconds one read may wait; ``min_rate`` (bytes/s,
+    0 for none) averaged over the last ``window`` seconds, else the connection is dropped and
+    resumed (as many attempts as for a cut one); ``deadline``: seconds one archive may take in
+    all, retries included (None for none).
+
+    The defaults suit DIV2K's 3.5 GB training archive on a slow link: 16 KiB/s (128 kbit/s) is
+    well below any usable connection yet far above a stalled or trickling one, a minute rides
+    out short stalls, and 12 hours lets 3.5 GB through even at 1 Mbit/s (about 8 hours).
+    """
+
+    timeout: float = 60.0
+    min_rate: float = 16 * _KIB
+    window: float = 60.0
+    deadline: float | None = 12 * 3600.0
+
+
 class _Interrupted(Exception):
     """A transfer stopped early; the ``.part`` file is kept so that the next attempt resumes."""
 
 
+class _OutOfTime(Exception):
+    """A download ran past its deadline; it is not retried."""
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give a system error raised without a file name (a failed write: disk full, I/O error)
+    ``path``'s name, so that it reads as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def _hash_file(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm, usedforsecurity=False)  # an integrity check, not security
-    with path.open("rb") as handle:
+    with _naming(path), path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -199,19 +248,73 @@ class _Progress:
             logger.info("%s: %s", self.url, _mib(done))
 
 
-def _transfer(url: str, part: Path, timeout: float) -> None:
-    """One attempt: download ``url`` into ``part``, resuming from its current size."""
+class _Watch:
+    """Applies :class:`TransferLimits` to one download: its deadline (from the first attempt)
+    and the average rate of the current connection over the last ``window`` seconds."""
+
+    def __init__(self, limits: TransferLimits) -> None:
+        self.limits = limits
+        self.start = time.monotonic()
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def check_deadline(self, done: int) -> None:
+        elapsed = time.monotonic() - self.start
+        if self.limits.deadline is not None and elapsed > self.limits.deadline:
+            raise _OutOfTime(
+                f"not complete after {elapsed:.1f} s (deadline {self.limits.deadline:g} s), "
+                f"{done} bytes received"
+            )
+
+    def begin(self, done: int) -> None:
+        """A new connection starts with ``done`` bytes already in the file."""
+        self.samples = deque([(time.monotonic(), done)])
+
+    def update(self, done: int) -> None:
+        """``done`` bytes are in the file now: raise if past the deadline or too slow."""
+        self.check_deadline(done)
+        now, window = time.monotonic(), self.limits.window
+        if now - self.samples[-1][0] >= window / 20:  # a bounded number of samples per window
+            self.samples.append((now, done))
+        while len(self.samples) > 1 and self.samples[1][0] <= now - window:
+            self.samples.popleft()
+        since, then = self.samples[0]
+        received = done - then
+        if since <= now - window and received < self.limits.min_rate * window:
+            raise _Interrupted(
+                f"too slow: {received} bytes in the last {now - since:.1f} s, "
+                f"under the minimum of {self.limits.min_rate:g} bytes/s"
+            )
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    """What one receive brings (so that a trickle still returns control); b"" at the end."""
+    try:
+        return response.read1(_CHUNK)
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Interrupted(str(exc) or type(exc).__name__) from exc
+
+
+def _transfer(url: str, part: Path, timeout: float, watch: _Watch) -> bool:
+    """One attempt: download ``url`` into ``part``, resuming from its current size.
+
+    Returns whether the server's lengths show the file complete; False when it gave none, so
+    that only the checksum can tell.
+    """
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             logger.info("%s: nothing past byte %d, treating %s as complete", url, offset, part)
-            return
+            return True
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    except ValueError as exc:  # not a URL urllib can open
+        raise DownloadError(f"{url}: {exc}") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Interrupted(str(exc) or type(exc).__name__) from exc
     with response:
+        total = None
         if response.status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
             if match is None or int(match.group(1)) != offset:
@@ -220,27 +323,39 @@ def _transfer(url: str, part: Path, timeout: float) -> None:
             mode, done = "ab", offset
             total = int(match.group(2)) if match.group(2) != "*" else None
             logger.info("%s: resuming at byte %d", url, offset)
-        else:
-            mode, done, total = "wb", 0, None
-        length = response.headers.get("Content-Length")
-        expected = done + int(length) if length is not None else None
-        progress = _Progress(url, total if total is not None else expected)
-        with part.open(mode) as handle:
-            while chunk := response.read(_CHUNK):
+        else:  # a 200 answer to a range request: the server starts over
+            mode, done = "wb", 0
+        length = response.headers.get("Content-Length", "")
+        if total is None and length.isdigit():
+            total = done + int(length)
+        progress = _Progress(url, total)
+        watch.begin(done)
+        with _naming(part), part.open(mode) as handle:
+            while chunk := _read(response):
                 handle.write(chunk)
                 done += len(chunk)
                 progress.update(done)
-    if expected is not None and done < expected:
-        raise _Interrupted(f"connection closed after {done} of {expected} bytes")
+                watch.update(done)
+    if total is None:
+        return False
+    if done < total:
+        raise _Interrupted(f"connection closed after {done} of {total} bytes")
+    return True
 
 
 def fetch(
-    url: str, dest: Path, checksum: str, size: int | None = None, timeout: float = 60.0
+    url: str,
+    dest: Path,
+    checksum: str,
+    size: int | None = None,
+    limits: TransferLimits = TransferLimits(),
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable, retried, checksum-verified) and return ``dest``.
 
     ``checksum`` is an MD5 or SHA-256 hex digest (told apart by length). An existing ``dest``
-    with the right checksum is reused; a wrong one is downloaded again.
+    with the right checksum is reused; a wrong one is downloaded again. A transfer that fails
+    (cut, stalled, too slow, past ``limits.deadline``) keeps its ``.part`` file for a later
+    resume; a file that cannot be written raises ``OSError`` naming it, without retrying.
     """
     dest = Path(dest)
     algorithm = _algorithm(checksum, dest.name)
@@ -254,17 +369,32 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     logger.info("downloading %s -> %s", url, dest)
+    watch, actual = _Watch(limits), None
+
+    def kept() -> str:
+        return f"; partial file kept at {part} for a later resume" if part.exists() else ""
+
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            _transfer(url, part, timeout)
-            break
-        except (_Interrupted, OSError, http.client.HTTPException) as exc:
+            watch.check_deadline(part.stat().st_size if part.exists() else 0)
+            if _transfer(url, part, limits.timeout, watch):
+                break
+            actual = _hash_file(part, algorithm)
+            if actual == expected:
+                break
+            raise _Interrupted(
+                f"the server gave no length, and the {part.stat().st_size} bytes received do "
+                f"not match the {algorithm} (yet)"
+            )
+        except _OutOfTime as exc:
+            raise DownloadError(f"{url}: {exc}{kept()}") from exc
+        except _Interrupted as exc:
             if attempt == _ATTEMPTS:
-                kept = f"; partial file kept at {part} for a later resume" if part.exists() else ""
                 raise DownloadError(
-                    f"{url}: transfer failed after {_ATTEMPTS} attempts ({exc}){kept}"
+                    f"{url}: transfer failed after {_ATTEMPTS} attempts ({exc}){kept()}"
                 ) from exc
             logger.warning("%s: attempt %d/%d failed (%s), retrying", url, attempt, _ATTEMPTS, exc)
+            actual = None
             time.sleep(_RETRY_DELAY_S * attempt)
     actual_size = part.stat().st_size
     if size is not None and actual_size != size:
@@ -272,7 +402,7 @@ def fetch(
         raise DownloadError(
             f"{url}: size mismatch: expected {size} bytes, got {actual_size} (file deleted)"
         )
-    actual = _hash_file(part, algorithm)
+    actual = actual or _hash_file(part, algorithm)
     if actual != expected:
         part.unlink()
         raise DownloadError(
@@ -330,29 +460,76 @@ def _check_entry(archive: Path, name: str) -> PurePosixPath:
     return path
 
 
+def _damaged(archive: Path, detail: str) -> DownloadError:
+    return DownloadError(
+        f"{archive}: damaged archive ({detail}); delete it so that it is downloaded again"
+    )
+
+
+@contextlib.contextmanager
+def _reading(archive: Path) -> Iterator[None]:
+    """Turn what a damaged archive raises while being read (bad CRC, truncated data) into one
+    :class:`DownloadError` naming it. An ``OSError`` naming a file (a failed write) passes
+    through; a system error without one is given the archive's name."""
+    try:
+        yield
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise _damaged(archive, str(exc) or type(exc).__name__) from exc
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        if exc.errno is None:  # a decompressor's complaint (gzip, bz2), not the system's
+            raise _damaged(archive, str(exc) or type(exc).__name__) from exc
+        raise OSError(exc.errno, exc.strerror, str(archive)) from exc
+
+
 def _write_member(reader: IO[bytes], dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with reader, dest.open("wb") as writer:
-        shutil.copyfileobj(reader, writer, _CHUNK)
+    with reader, _naming(dest), dest.open("wb") as writer:
+        while chunk := reader.read(_CHUNK):
+            writer.write(chunk)
+
+
+class _Count:
+    """Logs how many of an archive's files are extracted, at most every 2 seconds."""
+
+    def __init__(self, archive: Path, total: int) -> None:
+        self.archive, self.total, self.last = archive, total, time.monotonic()
+
+    def update(self, done: int) -> None:
+        if time.monotonic() - self.last >= _PROGRESS_SECONDS:
+            self.last = time.monotonic()
+            logger.info("%s: extracted %d / %d files", self.archive, done, self.total)
 
 
 def safe_extract(archive: Path, target: Path) -> list[Path]:
     """Extract a .zip or .tar(.gz) archive into ``target`` and return the extracted files.
 
     Every entry is checked before anything is written: absolute paths, ``..`` components and
-    (for tar) links or device files raise :class:`UnsafeArchiveError`.
+    (for tar) links or device files raise :class:`UnsafeArchiveError`. A damaged archive (bad
+    CRC, truncated) raises :class:`DownloadError` naming it, and is left in place; files
+    extracted before the damage showed stay in ``target`` (extract into a temporary folder).
     """
     archive, target = Path(archive), Path(target)
+    with _reading(archive):
+        extracted = _extract(archive, target)
+    logger.info("%s: extracted %d files into %s", archive, len(extracted), target)
+    return extracted
+
+
+def _extract(archive: Path, target: Path) -> list[Path]:
     extracted: list[Path] = []
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = [(info, _check_entry(archive, info.filename)) for info in zf.infolist()]
+            count = _Count(archive, len(members))
             for info, rel in members:
                 if info.is_dir() or not rel.parts:
                     (target / rel).mkdir(parents=True, exist_ok=True)
                     continue
                 _write_member(zf.open(info), target / rel)
                 extracted.append(target / rel)
+                count.update(len(extracted))
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
             checked = []
@@ -363,6 +540,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
                         f"{archive}: unsafe entry {member.name!r} (link, device or special file)"
                     )
                 checked.append((member, rel))
+            count = _Count(archive, len(checked))
             for member, rel in checked:
                 if member.isdir():
                     (target / rel).mkdir(parents=True, exist_ok=True)
@@ -371,55 +549,38 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
                 assert reader is not None  # regular files always have content
                 _write_member(reader, target / rel)
                 extracted.append(target / rel)
+                count.update(len(extracted))
     else:
-        raise SrbenchError(f"{archive}: not a zip or tar archive")
-    logger.info("%s: extracted %d files into %s", archive, len(extracted), target)
+        raise _damaged(archive, "not a readable zip or tar archive")
     return extracted
 
 
 @contextlib.contextmanager
-def _staged_output(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary directory next to ``out_dir``; on success it replaces ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    stage.chmod(0o755)  # mkdtemp creates 0700; the result should look like a normal directory
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-        os.replace(stage, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out_dir)
-    logger.info("wrote %s", out_dir)
-
-
 def _known_scales(archives: dict[str, Archive]) -> list[int]:
     found = (re.fullmatch(r"DIV2K_train_LR_bicubic_X(\d+)\.zip", name) for name in archives)
     return sorted(int(m.group(1)) for m in found if m)
 
 
 def _fetch_archives(
-    names: Iterable[str], archives: dict[str, Archive], mirror: str, cache_dir: Path
+    names: Iterable[str],
+    archives: dict[str, Archive],
+    mirror: str,
+    cache_dir: Path,
+    limits: TransferLimits,
 ) -> list[Path]:
     """Fetch the named archives from ``mirror`` into ``cache_dir``, checked against ``archives``."""
     base = mirror.rstrip("/")
     cache_dir.mkdir(parents=True, exist_ok=True)
     return [
-        fetch(f"{base}/{name}", cache_dir / name, archives[name].checksum, archives[name].size)
+        fetch(f"{base}/{name}", cache_dir / name, archives[name].checksum, archives[name].size, limits)
         for name in names
     ]
 
 
 @contextlib.contextmanager
-def _extracted(paths: Iterable[Path], cache_dir: Path) -> Iterator[Path]:
-    """Yield a temporary directory in ``cache_dir`` holding the contents of archives ``paths``."""
-    extract_dir = Path(tempfile.mkdtemp(prefix="extract-", dir=cache_dir))
+def _extracted(paths: Iterable[Path], parent: Path) -> Iterator[Path]:
+    """Yield a temporary directory in ``parent`` holding the contents of archives ``paths``."""
+    extract_dir = Path(tempfile.mkdtemp(prefix=".extract-", dir=parent))
     try:
         for path in paths:
             safe_extract(path, extract_dir)
@@ -462,10 +623,12 @@ def download_div2k(
     mirror: str = DIV2K_MIRROR,
     archives: dict[str, Archive] = DIV2K_ARCHIVES,
     limit: int | None = None,
+    limits: TransferLimits = TransferLimits(),
 ) -> None:
     """Fetch the DIV2K HR and bicubic x``scale`` LR archives and lay them out under ``out_dir``.
 
-    Archives are cached in ``cache_dir``; ``limit`` keeps the first N images of each split.
+    Archives are cached in ``cache_dir`` and extracted next to ``out_dir``; ``limit`` keeps the
+    first N images of each split; ``limits`` bounds each transfer.
     """
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
     if limit is not None and limit < 1:
@@ -483,8 +646,8 @@ def download_div2k(
         if hr_name not in archives:
             raise SrbenchError(f"no checksum known for DIV2K archive {hr_name}")
     names = [name for pair in needed.values() for name in pair]
-    files = _fetch_archives(names, archives, mirror, cache_dir)
-    with _extracted(files, cache_dir) as extract_dir, _staged_output(out_dir) as stage:
+    files = _fetch_archives(names, archives, mirror, cache_dir, limits)
+    with staged_folder(out_dir) as stage, _extracted(files, stage) as extract_dir:
         for split in SPLITS:
             _move_pairs(
                 extract_dir / f"DIV2K_{split}_HR",
@@ -503,11 +666,12 @@ def download_benchmark(
     cache_dir: Path,
     mirror: str = BENCHMARK_MIRROR,
     archives: dict[str, Archive] = BENCHMARK_ARCHIVES,
+    limits: TransferLimits = TransferLimits(),
 ) -> None:
     """Fetch EDSR's benchmark archive and lay out the x``scale`` pairs of ``sets`` in ``out_dir``.
 
     Writes ``<Set>/HR/<name>.png`` and ``<Set>/LR_bicubic/X<scale>/<name>.png`` for each
-    requested set only; the archive is cached in ``cache_dir``.
+    requested set only; the archive is cached in ``cache_dir``; ``limits`` bounds the transfer.
     """
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
     wanted = [sets] if isinstance(sets, str) else list(dict.fromkeys(sets))
@@ -524,8 +688,8 @@ def download_benchmark(
         )
     if "benchmark.tar" not in archives:
         raise SrbenchError("no checksum known for benchmark.tar")
-    files = _fetch_archives(["benchmark.tar"], archives, mirror, cache_dir)
-    with _extracted(files, cache_dir) as extract_dir, _staged_output(out_dir) as stage:
+    files = _fetch_archives(["benchmark.tar"], archives, mirror, cache_dir, limits)
+    with staged_folder(out_dir) as stage, _extracted(files, stage) as extract_dir:
         for name in wanted:
             set_dir = extract_dir / "benchmark" / name
             if not set_dir.is_dir():
@@ -573,12 +737,12 @@ def _export_split(
     order = sorted(sources)
     random.Random(seed).shuffle(order)
     valid = set(valid_names) if valid_names is not None else set(order[:n_valid])
-    with _staged_output(Path(out_dir)) as stage:
+    with staged_folder(Path(out_dir)) as stage:
         for split in SPLITS:
             (stage / split / "HR").mkdir(parents=True)
         for name in sorted(sources):
             split = "valid" if name in valid else "train"
-            image = _center_crop(to_rgb(sources[name]()), max_side)
+            image = _center_crop(to_rgb(sources[name](), name), max_side)
             image.save(stage / split / "HR" / f"{name}.png")
     logger.info("%s: %d train and %d valid images", origin, count - n_valid, n_valid)
 
