@@ -40,6 +40,47 @@ class ParamError(SrbenchError):
     """A missing or invalid parameter; the message names the file, key and value."""
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping in a YAML file gives the same key twice."""
+
+    def __init__(self, key: str, line: int, first_line: int) -> None:
+        super().__init__(f"duplicate key {key} at line {line} (first at line {first_line})")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently), naming the key by its dotted path and the lines of both."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._paths: dict[yaml.Node, str] = {}  # value node -> its dotted key
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        prefix = self._paths.get(node, "")
+        first_lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor``: its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            dotted = f"{prefix}{key}"
+            self._paths[value_node] = f"{dotted}."
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # an unhashable key: the base class refuses it
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise DuplicateKey(dotted, line, first)
+            first_lines[key] = line
+        return super().construct_mapping(node, deep)
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        prefix = self._paths.get(node, "").removesuffix(".")
+        for index, item in enumerate(node.value):
+            self._paths[item] = f"{prefix}[{index}]."
+        return super().construct_sequence(node, deep)
+
+
 class Params:
     """params.yaml with typed, checked access: ``params.integer("srcnn.steps", minimum=1)``."""
 
@@ -47,9 +88,13 @@ class Params:
         if not path.is_file():
             raise ParamError(f"{path}: parameters file not found")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+        except DuplicateKey as error:
+            raise ParamError(f"{path}: {error}") from error
         except yaml.YAMLError as error:
             raise ParamError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from error
+        except UnicodeDecodeError as error:
+            raise ParamError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
         if not isinstance(data, dict):
             raise ParamError(f"{path}: expected a mapping of sections")
         self.path = path
@@ -100,8 +145,9 @@ class Params:
         return None if self.get(key) is None else self.positive_float(key)
 
     def choice(self, key: str, choices: Sequence[Any]) -> Any:
+        """The value at ``key``, one of ``choices`` in value and type (``2.0`` is not ``2``, ``1`` not ``True``)."""
         value = self.get(key)
-        if value not in choices:
+        if not any(type(value) is type(choice) and value == choice for choice in choices):
             raise self._fail(key, value, f"choose one of {', '.join(map(str, choices))}")
         return value
 

@@ -5,11 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from srbench.data import load_pairs, pairs_from_hr_folder, prepare
+from pipeline.common import OutputError, ParamError, WorkspaceBusy, workspace_lock
+from pipeline.prepare import prepare as prepare_stage
+from srbench.data import load_pairs, min_test_side, pairs_from_hr_folder, prepare
 from srbench.images import read_image, write_png
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
+from srbench.inference import bicubic_upscaler, evaluate_pairs
+from srbench.metrics import sr_metrics
 from srbench.sampling import PatchSampler
 
 
@@ -112,3 +117,126 @@ def test_hr_folder_pairs_and_unreadable_image(tmp_path: Path) -> None:
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(InvalidImageError, match="broken.jpg"):
         pairs_from_hr_folder(tmp_path, 4)
+
+
+def raw_folder(root: Path, sizes: dict[str, tuple[int, int]]) -> Path:
+    """A raw data folder of random images: ``{"train/HR/a.png": (height, width), ...}``."""
+    rng = np.random.default_rng(4)
+    for name, (height, width) in sizes.items():
+        write_png(root / name, rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return root
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name != "prepared")
+
+
+@pytest.mark.parametrize("scale, side", [(2, 16), (3, 18), (4, 20)])
+def test_the_smallest_test_image_is_the_smallest_the_metrics_score(scale: int, side: int) -> None:
+    assert min_test_side(scale) == side  # a scale-px border shaved from each side leaves 11 x 11 px for SSIM's window
+    smallest = np.zeros((side, side + 3, 3), np.uint8)
+    assert sr_metrics(smallest, smallest, scale)["ssim_y"] == 1.0
+    below = np.zeros((side - scale, side + 3, 3), np.uint8)  # the next smaller mod-cropped size
+    with pytest.raises(ValueError, match="SSIM needs at least 11"):
+        sr_metrics(below, below, scale)
+
+
+@pytest.mark.parametrize(
+    "name, size, message",
+    [
+        ("train/HR/b.png", (1, 1), "train/HR/b.png: 1x1 px is too small to degrade at x2 (at least 2x2 px)"),
+        ("valid/HR/b.png", (10, 10), "valid/HR/b.png: too small to evaluate at x2: 10x10 px (mod-cropped to a multiple of 2); PSNR and SSIM need at least 16x16 px"),
+        ("valid/HR/b.png", (40, 15), "valid/HR/b.png: too small to evaluate at x2: 14x40 px"),
+        ("benchmark/Set5/HR/b.png", (15, 40), "benchmark/Set5/HR/b.png: too small to evaluate at x2: 40x14 px"),
+    ],
+)
+def test_an_image_too_small_is_refused_before_any_work(tmp_path: Path, name: str, size: tuple[int, int], message: str) -> None:
+    raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (40, 40), name: size})
+    out = tmp_path / "out" / "prepared"
+    raw_folder(out, {"valid/HR/old.png": (4, 4)})  # the previous prepared data
+    with pytest.raises(InvalidImageError) as error:
+        prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
+    assert str(error.value).startswith(f"{raw}/{message}") and "\n" not in str(error.value)
+    assert leftovers(out.parent) == [] and [p.name for p in out.rglob("*.png")] == ["old.png"]
+
+
+def test_an_image_of_the_smallest_size_is_prepared_and_evaluated(tmp_path: Path) -> None:
+    raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (23, 20), "benchmark/Set5/HR/b.png": (21, 20)})
+    meta = prepare(raw, tmp_path / "prepared", scale=4, patch_size=16, stride=8, workers=1)
+    assert meta["benchmark_images"] == {"Set5": 1} and meta["valid_images"] == ["a"]
+    for folder in ("valid", "benchmark/Set5"):
+        pairs = load_pairs(tmp_path / "prepared" / folder)
+        per_image, _, _ = evaluate_pairs(bicubic_upscaler(4), pairs, 4)
+        assert {pair.hr.shape for pair in pairs} == {(20, 20, 3)} and len(per_image) == 1
+    assert json.loads((tmp_path / "prepared" / "meta.json").read_text()) == meta
+
+
+def truncated_png(path: Path, size: tuple[int, int]) -> None:
+    """A PNG whose header is whole (its size reads) but whose pixels are cut off."""
+    write_png(path, np.random.default_rng(5).integers(0, 256, (*size, 3), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("failure", ["truncated image", "interrupted"])
+def test_a_failed_prepare_leaves_the_previous_output_and_no_staging_folder(
+    tmp_path: Path, failure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (40, 40)})
+    out = tmp_path / "data" / "prepared"
+    prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    raw_folder(raw, {"train/HR/b.png": (48, 48)})
+    if failure == "truncated image":
+        truncated_png(raw / "train" / "HR" / "c.png", (40, 40))
+        with pytest.raises(InvalidImageError, match="c.png: cannot read image"):
+            prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
+    else:
+        def interrupted(job: tuple) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr("srbench.data._cut_patches", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
+    assert leftovers(out.parent) == []
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_pairs_too_small_to_evaluate_are_refused(tmp_path: Path) -> None:
+    raw_folder(tmp_path / "hr", {"a.png": (40, 40), "b.png": (10, 30)})
+    with pytest.raises(InvalidImageError, match=r"hr/b.png: too small to evaluate at x2: 30x10 px"):
+        pairs_from_hr_folder(tmp_path / "hr", 2)
+    raw_folder(tmp_path / "valid", {"HR/a.png": (40, 40), "LR/a.png": (20, 20), "HR/b.png": (12, 12), "LR/b.png": (6, 6)})
+    with pytest.raises(InvalidImageError, match=r"valid/HR/b.png: too small to evaluate at x2: 12x12 px"):
+        load_pairs(tmp_path / "valid")
+    raw_folder(tmp_path / "valid", {"HR/b.png": (40, 40), "LR/b.png": (21, 20)})
+    with pytest.raises(InvalidImageError, match=r"valid/LR/b.png: LR size 20x21 does not match HR .*b.png \(40x40\)"):
+        load_pairs(tmp_path / "valid")
+
+
+def stage_params(tmp_path: Path, **values: object) -> Path:
+    path = tmp_path / "params.yaml"
+    prepare_section = {"scale": 2, "patch_size": 16, "stride": 8, "workers": 1, "bicubic_rounding": "per_pass"} | values
+    path.write_text(yaml.safe_dump({"prepare": prepare_section}))
+    return path
+
+
+def test_the_prepare_stage_refuses_bad_input_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the workspace: its lock and MLflow store
+    raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (40, 40), "train/HR/b.png": (1, 1)})
+    out = tmp_path / "data" / "prepared"
+    with pytest.raises(ParamError, match=r"params.yaml: prepare.scale = 2.0: choose one of 2, 3, 4$"):
+        prepare_stage(stage_params(tmp_path, scale=2.0), raw, out)
+    with pytest.raises(InvalidImageError, match=r"train/HR/b.png: 1x1 px is too small to degrade at x2"):
+        prepare_stage(stage_params(tmp_path), raw, out)
+    with workspace_lock("prepare"), pytest.raises(WorkspaceBusy, match="prepare is already running in this workspace"):
+        prepare_stage(stage_params(tmp_path), raw, out)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".srbench", "data", "params.yaml", "raw"]  # no MLflow run
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_the_prepare_stage_checks_its_output_folder_is_writable_first(tmp_path: Path, read_only_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (40, 40)})
+    with pytest.raises(OutputError, match=rf"{read_only_dir}: cannot write here"):
+        prepare_stage(stage_params(tmp_path), raw, read_only_dir / "prepared")
+    assert not (tmp_path / "mlruns").exists()

@@ -1,10 +1,31 @@
 """Model shapes at x2/x3/x4 and parameter counts worked out by hand from the papers' architectures."""
 
+import errno
+import inspect
+import os
+import shlex
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from srbench.errors import SrbenchError
-from srbench.models import MODELS, SRCNN, VDSR, Discriminator, SRResNet, build_model, count_parameters, load_model, save_model
+from srbench.models import (
+    HYPERPARAMETERS,
+    MODELS,
+    SRCNN,
+    VDSR,
+    Discriminator,
+    SRResNet,
+    build_model,
+    check_arch,
+    count_parameters,
+    load_model,
+    save_model,
+)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def conv(in_channels: int, out_channels: int, kernel: int) -> int:
@@ -102,3 +123,128 @@ def test_missing_or_foreign_weights_file_is_a_clear_error(tmp_path) -> None:
     torch.save({"something": torch.zeros(1)}, foreign)
     with pytest.raises(SrbenchError, match="not a srbench model file"):
         load_model(foreign)
+
+
+@pytest.mark.parametrize(
+    "name, arch, message",
+    [
+        ("srcnn", {"n1": 0}, "srcnn.arch.n1 = 0: must be >= 1"),
+        ("srcnn", {"n2": True}, "srcnn.arch.n2 = True: expected an integer"),
+        ("srcnn", {"f1": 9.0}, "srcnn.arch.f1 = 9.0: expected an integer"),
+        ("srcnn", {"f3": 4}, "srcnn.arch.f3 = 4: must be odd"),
+        ("srcnn", {"num_channels": 1}, "srcnn.arch.num_channels = 1: choose one of 3"),
+        ("srcnn-seed", {"f2": 0}, "srcnn-seed.arch.f2 = 0: must be >= 1"),
+        ("srcnn-seed", {"upsampling": "bicubic"}, "srcnn-seed.arch.upsampling = 'bicubic': choose one of nearest, bilinear"),
+        ("vdsr", {"depth": 0}, "vdsr.arch.depth = 0: must be >= 2"),
+        ("vdsr", {"num_filters": -8}, "vdsr.arch.num_filters = -8: must be >= 1"),
+        ("vdsr-seed", {"num_layers": 1}, "vdsr-seed.arch.num_layers = 1: must be >= 2"),
+        ("srresnet", {"num_blocks": -1}, "srresnet.arch.num_blocks = -1: must be >= 0"),
+        ("srresnet", {"zero_init_residual": 1}, "srresnet.arch.zero_init_residual = 1: expected true or false"),
+        ("srgan-seed", {"num_features": 0}, "srgan-seed.arch.num_features = 0: must be >= 1"),
+        ("srgan-seed", {"block_order": "conv-bn-elu"}, "srgan-seed.arch.block_order = 'conv-bn-elu': unknown layer 'elu'"),
+        ("srgan-seed", {"block_order": "relu-bn"}, "srgan-seed.arch.block_order = 'relu-bn': needs at least one conv"),
+        ("srgan-seed", {"upsample": "bicubic"}, "srgan-seed.arch.upsample = 'bicubic': choose one of subpixel, nearest"),
+        ("srgan-seed", {"trunk_leaky_slope": -0.1}, "srgan-seed.arch.trunk_leaky_slope = -0.1: must be >= 0"),
+        ("srgan-seed", {"output_leaky_slope": "0.3"}, "srgan-seed.arch.output_leaky_slope = '0.3': expected a finite number"),
+    ],
+)
+def test_a_bad_hyperparameter_is_one_line_naming_model_key_and_value(name: str, arch: dict, message: str) -> None:
+    with pytest.raises(SrbenchError) as error:
+        build_model(name, 2, arch)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("scale", [2.0, True, 1, 5])
+def test_an_unsupported_scale_is_refused(scale) -> None:
+    with pytest.raises(SrbenchError, match=rf"srcnn: scale = {scale!r}: choose one of 2, 3, 4"):
+        build_model("srcnn", scale, {})
+
+
+def test_every_constructor_argument_has_a_rule_and_the_profiles_pass_them() -> None:
+    for cls, rules in HYPERPARAMETERS.items():
+        assert set(rules) == set(inspect.signature(cls).parameters) - {"scale"}, cls.__name__
+    assert set(HYPERPARAMETERS) == set(MODELS.values())
+    for path in [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]:
+        for name, section in yaml.safe_load(path.read_text()).items():
+            if name in MODELS and "arch" in section:
+                check_arch(name, section["arch"])
+    assert build_model("srresnet", 2, {"num_features": 4, "num_blocks": 0})  # no residual blocks: the long skip alone
+
+
+def test_a_small_file_declaring_a_huge_architecture_is_refused_before_allocating(tmp_path: Path) -> None:
+    path = tmp_path / "srcnn.pt"
+    small = {"n1": 4, "n2": 4, "f1": 3, "f2": 1, "f3": 3}
+    state = build_model("srcnn", 2, small).state_dict()
+    # Built for real, this network would need 4 * 10^14 floats, more than any address space.
+    torch.save({"name": "srcnn", "scale": 2, "arch": {**small, "n1": 10**7, "n2": 10**7}, "state_dict": state}, path)
+    with pytest.raises(SrbenchError) as error:
+        load_model(path)
+    assert str(error.value).startswith(f"{path}: weights do not match the declared architecture srcnn x2")
+    assert str(error.value).endswith("patch_extraction.weight: shape (4, 3, 3, 3), the architecture's is (10000000, 3, 3, 3)")
+    # A meta model too has one Python object per layer: a layer count beyond the file's tensors is refused unbuilt.
+    state = build_model("vdsr", 2, {"depth": 2, "num_filters": 1}).state_dict()
+    torch.save({"name": "vdsr", "scale": 2, "arch": {"depth": 100_000, "num_filters": 1}, "state_dict": state}, path)
+    with pytest.raises(SrbenchError, match=r"vdsr.arch.depth = 100000: more layers than the file's 4 tensors"):
+        load_model(path)
+
+
+class Custom:
+    """A class that weights-only loading does not know."""
+
+
+class RunsACommand:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+@pytest.mark.parametrize("kind", ["custom class", "os.system", "empty", "not torch", "no state_dict", "bad arch", "missing tensor"])
+def test_a_file_that_is_not_srbench_weights_is_one_line(tmp_path: Path, kind: str) -> None:
+    path, marker = tmp_path / "model.pt", tmp_path / "executed"
+    state = build_model("srcnn", 2, {"n1": 4, "n2": 4}).state_dict()
+    payloads = {
+        "custom class": {"name": "srcnn", "scale": 2, "arch": {}, "state_dict": state, "extra": Custom()},
+        "os.system": {"name": "srcnn", "scale": 2, "arch": {}, "state_dict": RunsACommand(marker)},
+        "no state_dict": {"name": "srcnn", "scale": 2, "arch": {}},
+        "bad arch": {"name": "srcnn", "scale": 2, "arch": {"n1": 0}, "state_dict": state},
+        "missing tensor": {"name": "srcnn", "scale": 2, "arch": {"n1": 4, "n2": 4}, "state_dict": dict(list(state.items())[1:])},
+    }
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "not torch":
+        path.write_bytes(b"hello, I am a text file\n")
+    else:
+        torch.save(payloads[kind], path)
+    expected = {
+        "custom class": "not a srbench model file (it holds objects that weights-only loading refuses)",
+        "os.system": "not a srbench model file (it holds objects that weights-only loading refuses)",
+        "empty": "not a srbench model file (EOFError)",
+        "not torch": "not a srbench model file (",
+        "no state_dict": "not a srbench model file (expected name, scale, arch, state_dict)",
+        "bad arch": "srcnn.arch.n1 = 0: must be >= 1",
+        "missing tensor": "weights do not match the declared architecture srcnn x2 {'n1': 4, 'n2': 4}: patch_extraction.weight: missing",
+    }
+    with pytest.raises(SrbenchError) as error:
+        load_model(path)
+    assert str(error.value).startswith(f"{path}: {expected[kind]}") and "\n" not in str(error.value)
+    assert not marker.exists()  # never unpickled, never run
+
+
+def test_save_model_writes_through_a_unique_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "vdsr.pt"
+    (tmp_path / "vdsr.pt.tmp").mkdir()  # e.g. another writer's temporary file under the old fixed name
+    model = build_model("vdsr", 2, {"depth": 2, "num_filters": 2})
+    save_model(path, model, "vdsr", 2, {"depth": 2, "num_filters": 2})
+    assert load_model(path)[1]["arch"] == {"depth": 2, "num_filters": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vdsr.pt", "vdsr.pt.tmp"]
+
+
+def test_save_model_on_a_full_disk_names_the_file_and_leaves_nothing(full_disk: Path) -> None:
+    path = full_disk / "srcnn.pt"
+    model = build_model("srcnn", 2, {})
+    with pytest.raises(OSError) as error:
+        save_model(path, model, "srcnn", 2, {})
+    assert error.value.errno == errno.ENOSPC and error.value.filename == str(path)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]

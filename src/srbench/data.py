@@ -10,21 +10,25 @@ Layout written by :func:`prepare` (``out_dir``)::
                                  the rounding of our bicubic degradation (srbench.degradation)
 """
 
+import functools
 import json
 import logging
 import multiprocessing
-import os
-import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.lib.format import open_memmap
 
 from srbench.degradation import ROUNDINGS, Rounding, degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
+from srbench.files import staged_folder, write_text
 from srbench.images import image_size, list_images, read_image, write_png
+from srbench.metrics import sr_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +50,48 @@ def make_pair(
     return hr, degrade(hr, scale, rounding)
 
 
+@functools.lru_cache(maxsize=None)
+def min_test_side(scale: int) -> int:
+    """The smallest side of an HR test image (validation or benchmark, mod-cropped to a multiple
+    of ``scale``) that :func:`srbench.metrics.sr_metrics` can score at ``scale``: it shaves
+    ``scale`` pixels from every side and SSIM needs one whole 11 x 11 window in what is left
+    (16, 18 and 20 px at x2, x3 and x4). Found by trying the metrics on blank images, so that it
+    follows them."""
+    if scale < 1:
+        raise SrbenchError(f"scale {scale}: must be >= 1")
+    for side in range(scale, 1024 * scale, scale):
+        blank = np.zeros((side, side, 3), np.uint8)
+        try:
+            sr_metrics(blank, blank, scale)
+        except ValueError:
+            continue
+        return side
+    raise AssertionError(f"sr_metrics accepts no image at x{scale}")
+
+
+def check_test_size(path: Path, height: int, width: int, scale: int) -> None:
+    """Refuse, in one line naming ``path``, an HR test image of ``height`` x ``width`` (after
+    mod-cropping) too small for the metrics at ``scale`` (:func:`min_test_side`)."""
+    side = min_test_side(scale)
+    if min(height, width) < side:
+        raise InvalidImageError(
+            f"{path}: too small to evaluate at x{scale}: {width}x{height} px (mod-cropped to a multiple of {scale}); "
+            f"PSNR and SSIM need at least {side}x{side} px"
+        )
+
+
 def _pair_size(hr_path: Path, scale: int, lr_dir: Path | None) -> tuple[int, int]:
-    """(height, width) of the HR image :func:`make_pair` returns, from the file headers alone."""
+    """(height, width) of the HR image :func:`make_pair` returns, from the file headers alone;
+    refuses, in one line, an HR image too small for its LR image or to degrade at ``scale``."""
     lr_path = lr_dir / f"{hr_path.stem}.png" if lr_dir is not None else None
-    if lr_path is not None and lr_path.is_file():
-        width, height = image_size(lr_path)
-        return height * scale, width * scale
     width, height = image_size(hr_path)
+    if lr_path is not None and lr_path.is_file():
+        lr_width, lr_height = image_size(lr_path)
+        if width < lr_width * scale or height < lr_height * scale:
+            raise InvalidImageError(f"{lr_path}: LR size {lr_width}x{lr_height} does not match HR {hr_path} ({width}x{height}) at x{scale}")
+        return lr_height * scale, lr_width * scale
+    if width < scale or height < scale:
+        raise InvalidImageError(f"{hr_path}: {width}x{height} px is too small to degrade at x{scale} (at least {scale}x{scale} px)")
     return height - height % scale, width - width % scale
 
 
@@ -91,18 +130,53 @@ def _official_lr_dir(raw_dir: Path, split: str, scale: int) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _benchmark_jobs(
-    raw_dir: Path, scale: int, rounding: Rounding, tmp_dir: Path
-) -> dict[str, list[tuple[Path, int, Path | None, Rounding, Path]]]:
-    """Jobs writing each benchmark set of ``raw_dir/benchmark`` (HR plus official LR) as test pairs."""
-    jobs = {}
+@dataclass(frozen=True)
+class RawData:
+    """What :func:`prepare` reads from a raw data folder, checked from the image headers: the
+    images of each split and benchmark set with their official LR folders (None: degrade here),
+    and the number of training patches each training image gives."""
+
+    train_images: list[Path]
+    train_lr_dir: Path | None
+    patch_counts: list[int]
+    test_sets: dict[str, tuple[list[Path], Path | None]]  # "valid", then "benchmark/<set>"
+
+
+def check_raw(raw_dir: Path, scale: int, patch_size: int, stride: int) -> RawData:
+    """Check a raw data folder for :func:`prepare` from the image headers alone, before any
+    work: every training image large enough to degrade at ``scale``, at least one that gives a
+    patch, every validation and benchmark image large enough to evaluate
+    (:func:`check_test_size`); anything else is one line naming the file."""
+    if patch_size % scale:
+        raise SrbenchError(f"prepare.patch_size={patch_size} is not a multiple of prepare.scale={scale}")
+    train_images = list_images(raw_dir / "train" / "HR")
+    valid_images = list_images(raw_dir / "valid" / "HR")
+    if not train_images or not valid_images:
+        raise SrbenchError(f"{raw_dir}: needs images in train/HR and valid/HR (run srbench download)")
+    test_sets = {"valid": (valid_images, _official_lr_dir(raw_dir, "valid", scale))}
     for set_dir in sorted(path for path in (raw_dir / "benchmark").glob("*") if path.is_dir()):
         images = list_images(set_dir / "HR")
         if not images:
             raise SrbenchError(f"{set_dir / 'HR'}: no images in this benchmark set")
-        lr_dir = _official_lr_dir(raw_dir / "benchmark", set_dir.name, scale)
-        jobs[set_dir.name] = [(path, scale, lr_dir, rounding, tmp_dir / "benchmark" / set_dir.name) for path in images]
-    return jobs
+        test_sets[f"benchmark/{set_dir.name}"] = (images, _official_lr_dir(raw_dir / "benchmark", set_dir.name, scale))
+    for images, lr_dir in test_sets.values():
+        for path in images:
+            check_test_size(path, *_pair_size(path, scale, lr_dir), scale)
+    train_lr_dir = _official_lr_dir(raw_dir, "train", scale)
+    counts = [len(_patch_corners(*_pair_size(path, scale, train_lr_dir), patch_size, stride)) for path in train_images]
+    if sum(counts) == 0:
+        raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
+    return RawData(train_images, train_lr_dir, counts, test_sets)
+
+
+@contextmanager
+def _mapper(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """An ordered, lazy ``map`` over ``workers`` spawned processes; one worker maps in this process."""
+    if workers <= 1:
+        yield map
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield pool.imap
 
 
 def prepare(
@@ -122,69 +196,52 @@ def prepare(
     ``{train,valid}/LR_bicubic/X<scale>/`` and benchmark sets in ``benchmark/<set>/HR`` (with
     ``benchmark/<set>/LR_bicubic/X<scale>``). ``dataset`` names the data in the metadata;
     ``rounding`` is how LR images made here (where no official ones exist) are rounded.
-    Everything is written next to ``out_dir`` first and renamed into place at the end.
+    The images are checked first (:func:`check_raw`). Everything is written to a fresh folder
+    beside ``out_dir``, which takes its place at the end and is removed on any failure, so that a
+    failed run leaves ``out_dir`` as it was.
     """
-    if patch_size % scale:
-        raise SrbenchError(f"prepare.patch_size={patch_size} is not a multiple of prepare.scale={scale}")
-    train_images = list_images(raw_dir / "train" / "HR")
-    valid_images = list_images(raw_dir / "valid" / "HR")
-    if not train_images or not valid_images:
-        raise SrbenchError(f"{raw_dir}: needs images in train/HR and valid/HR (run srbench download)")
-
-    train_lr_dir = _official_lr_dir(raw_dir, "train", scale)
-    valid_lr_dir = _official_lr_dir(raw_dir, "valid", scale)
-    # Patches go straight into the memory-mapped store as each image is cut: the patch count
-    # comes from the image headers, so no more than one image's patches is held in RAM.
-    counts = [len(_patch_corners(*_pair_size(path, scale, train_lr_dir), patch_size, stride)) for path in train_images]
-    count = sum(counts)
-    if count == 0:
-        raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
-    tmp_dir = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
+    raw = check_raw(raw_dir, scale, patch_size, stride)
+    count = sum(raw.patch_counts)
     started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(max(1, workers)) as pool:
-        jobs = [(path, scale, valid_lr_dir, rounding, tmp_dir / "valid") for path in valid_images]
-        valid_names = pool.map(_valid_pair, jobs)
-        logger.info("validation: %d image pairs written", len(valid_names))
-        benchmark = {}
-        for set_name, set_jobs in _benchmark_jobs(raw_dir, scale, rounding, tmp_dir).items():
-            benchmark[set_name] = len(pool.map(_valid_pair, set_jobs))
-            logger.info("benchmark %s: %d image pairs written", set_name, benchmark[set_name])
+    with staged_folder(out_dir) as staging, _mapper(workers) as imap:
+        written: dict[str, list[str]] = {}
+        for set_name, (images, lr_dir) in raw.test_sets.items():
+            jobs = [(path, scale, lr_dir, rounding, staging / set_name) for path in images]
+            written[set_name] = list(imap(_valid_pair, jobs))
+            logger.info("%s: %d image pairs written", set_name, len(written[set_name]))
 
+        # Patches go straight into the memory-mapped store as each image is cut: the patch count
+        # comes from the image headers, so no more than one image's patches is held in RAM.
         lr_size = patch_size // scale
-        hr_store = open_memmap(tmp_dir / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
-        lr_store = open_memmap(tmp_dir / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
+        hr_store = open_memmap(staging / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
+        lr_store = open_memmap(staging / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
         offset = 0
-        jobs = [(path, scale, train_lr_dir, rounding, patch_size, stride) for path in train_images]
-        for index, (hr, lr) in enumerate(pool.imap(_cut_patches, jobs)):
-            if len(hr) != counts[index]:
-                raise SrbenchError(f"{train_images[index]}: cut {len(hr)} patches, expected {counts[index]} from its size")
+        jobs = [(path, scale, raw.train_lr_dir, rounding, patch_size, stride) for path in raw.train_images]
+        for index, (hr, lr) in enumerate(imap(_cut_patches, jobs)):
+            if len(hr) != raw.patch_counts[index]:
+                raise SrbenchError(f"{raw.train_images[index]}: cut {len(hr)} patches, expected {raw.patch_counts[index]} from its size")
             hr_store[offset : offset + len(hr)] = hr
             lr_store[offset : offset + len(lr)] = lr
             offset += len(hr)
-            logger.info("training patches: image %d/%d (%s): %d patches", index + 1, len(jobs), train_images[index].name, len(hr))
-    hr_store.flush()
-    lr_store.flush()
-    del hr_store, lr_store
+            logger.info("training patches: image %d/%d (%s): %d patches", index + 1, len(jobs), raw.train_images[index].name, len(hr))
+        hr_store.flush()
+        lr_store.flush()
+        del hr_store, lr_store
 
-    meta = {
-        "dataset": dataset,
-        "scale": scale,
-        "patch_size": patch_size,
-        "stride": stride,
-        "train_images": len(train_images),
-        "train_patches": count,
-        "valid_images": valid_names,
-        "benchmark_images": benchmark,
-        "lr_source": "official" if train_lr_dir else "matlab_bicubic",
-        "bicubic_rounding": rounding,
-    }
-    (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp_dir, out_dir)
-    logger.info("prepared %d patches and %d validation pairs in %.1fs", count, len(valid_names), time.perf_counter() - started)
+        meta = {
+            "dataset": dataset,
+            "scale": scale,
+            "patch_size": patch_size,
+            "stride": stride,
+            "train_images": len(raw.train_images),
+            "train_patches": count,
+            "valid_images": written.pop("valid"),
+            "benchmark_images": {name.removeprefix("benchmark/"): len(names) for name, names in written.items()},
+            "lr_source": "official" if raw.train_lr_dir else "matlab_bicubic",
+            "bicubic_rounding": rounding,
+        }
+        write_text(staging / "meta.json", json.dumps(meta, indent=2) + "\n")
+    logger.info("prepared %d patches and %d validation pairs in %.1fs", count, len(meta["valid_images"]), time.perf_counter() - started)
     return meta
 
 
@@ -217,16 +274,30 @@ class ImagePair:
 
 
 def load_pairs(folder: Path) -> list[ImagePair]:
-    """The ``HR``/``LR`` PNG pairs of a prepared validation folder."""
+    """The ``HR``/``LR`` PNG pairs of a prepared validation folder; a pair whose sizes do not
+    match, or too small to evaluate (:func:`check_test_size`), is one line naming the file."""
     hr_paths = list_images(folder / "HR")
     if not hr_paths:
         raise SrbenchError(f"{folder / 'HR'}: no images")
-    return [ImagePair(p.stem, read_image(folder / "LR" / p.name), read_image(p)) for p in hr_paths]
+    pairs = []
+    for path in hr_paths:
+        lr_path = folder / "LR" / path.name
+        pair = ImagePair(path.stem, read_image(lr_path), read_image(path))
+        (lr_height, lr_width), (height, width) = pair.lr.shape[:2], pair.hr.shape[:2]
+        scale = height // lr_height
+        if scale < 1 or (height, width) != (lr_height * scale, lr_width * scale):
+            raise InvalidImageError(f"{lr_path}: LR size {lr_width}x{lr_height} does not match HR {path} ({width}x{height})")
+        check_test_size(path, height, width, scale)
+        pairs.append(pair)
+    return pairs
 
 
 def pairs_from_hr_folder(folder: Path, scale: int, rounding: Rounding = "per_pass") -> list[ImagePair]:
-    """Test pairs from any folder of HR images, degraded like the training data (pass its ``rounding``)."""
+    """Test pairs from any folder of HR images, degraded like the training data (pass its
+    ``rounding``); every image's size is checked from its header first (:func:`check_test_size`)."""
     images = list_images(folder)
     if not images:
         raise SrbenchError(f"{folder}: no PNG or JPEG images")
+    for path in images:
+        check_test_size(path, *_pair_size(path, scale, None), scale)
     return [ImagePair(path.stem, *reversed(make_pair(path, scale, None, rounding))) for path in images]

@@ -1,7 +1,9 @@
-"""The model families, one module each, and the weight files the pipeline passes between stages."""
+"""The model families, one module each, the hyperparameters each accepts, and the weight files
+the pipeline passes between stages."""
 
-import inspect
-import os
+import math
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +11,18 @@ import torch
 from torch import nn
 
 from srbench.errors import SrbenchError
+from srbench.files import save_torch
 from srbench.models.srcnn import SRCNN
 from srbench.models.srgan import Discriminator, SRResNet
-from srbench.models.study import SRCNNStudy, SRGANStudyDiscriminator, SRGANStudyGenerator, VDSRStudy
+from srbench.models.study import (
+    BLOCK_LAYERS,
+    GENERATOR_UPSAMPLING,
+    SRCNN_UPSAMPLING,
+    SRCNNStudy,
+    SRGANStudyDiscriminator,
+    SRGANStudyGenerator,
+    VDSRStudy,
+)
 from srbench.models.vdsr import VDSR
 
 #: The trainable models by the name used on the command line and in params.yaml: the papers'
@@ -41,22 +52,112 @@ __all__ = [
     "SRGANStudyGenerator",
     "Discriminator",
     "SRGANStudyDiscriminator",
+    "SCALES",
+    "HYPERPARAMETERS",
+    "check_arch",
     "build_model",
     "save_model",
     "load_model",
 ]
 
 
-def build_model(name: str, scale: int, arch: dict[str, Any]) -> nn.Module:
-    """Instantiate model ``name`` for ``scale`` with the architecture hyperparameters ``arch``."""
-    if name not in MODELS:
+#: The scales every model supports (SRResNet's sub-pixel blocks: one x3 block, or x2 blocks).
+SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """What an architecture hyperparameter accepts: values of ``kind`` (an int is not a bool, a
+    float may be written as an int), at least ``minimum``, odd, among ``choices``, or a
+    hyphen-separated list of ``parts`` including ``required``. ``layers``: the count of layers
+    or blocks, each of which adds tensors to the weights."""
+
+    kind: type
+    minimum: float | None = None
+    odd: bool = False
+    choices: tuple[Any, ...] = ()
+    parts: tuple[str, ...] = ()
+    required: str = ""
+    layers: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused, or None."""
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return "expected a finite number"
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return "expected an integer"
+        elif not isinstance(value, self.kind):
+            return "expected true or false" if self.kind is bool else "expected a string"
+        if self.choices and value not in self.choices:
+            return f"choose one of {', '.join(map(str, self.choices))}"
+        if self.parts:
+            unknown = [part for part in value.split("-") if part not in self.parts]
+            if unknown:
+                return f"unknown layer {unknown[0]!r} (a hyphen-separated list of {', '.join(self.parts)})"
+            if self.required not in value.split("-"):
+                return f"needs at least one {self.required}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be >= {self.minimum}"
+        if self.odd and value % 2 == 0:
+            return "must be odd (a padded convolution with an even kernel changes the image size)"
+        return None
+
+
+_RGB = Hyperparameter(int, choices=(3,))  # the data are RGB images
+_WIDTH = Hyperparameter(int, minimum=1)
+_KERNEL = Hyperparameter(int, minimum=1, odd=True)
+_BLOCKS = Hyperparameter(int, minimum=0, layers=True)  # 0: no residual blocks, the trunk's skip alone
+_SLOPE = Hyperparameter(float, minimum=0)  # the in-place LeakyReLU's backward refuses a negative slope
+
+#: Every constructor argument but ``scale`` of each model class, and what it accepts.
+HYPERPARAMETERS: dict[type[nn.Module], dict[str, Hyperparameter]] = {
+    SRCNN: {"num_channels": _RGB, "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL},
+    SRCNNStudy: {
+        "num_channels": _RGB, "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL,
+        "upsampling": Hyperparameter(str, choices=SRCNN_UPSAMPLING),
+    },
+    VDSR: {"num_channels": _RGB, "depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH},
+    VDSRStudy: {"num_channels": _RGB, "num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
+    SRResNet: {"num_channels": _RGB, "num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool)},
+    SRGANStudyGenerator: {
+        "num_channels": _RGB, "num_features": _WIDTH, "num_blocks": _BLOCKS,
+        "block_order": Hyperparameter(str, parts=BLOCK_LAYERS, required="conv"),
+        "upsample": Hyperparameter(str, choices=GENERATOR_UPSAMPLING),
+        "trunk_leaky_slope": _SLOPE, "output_leaky_slope": _SLOPE,
+    },
+}
+
+
+def check_arch(name: str, arch: Any) -> None:
+    """Refuse, in one line naming ``NAME.arch.KEY = VALUE``, an unknown model or any
+    hyperparameter of ``arch`` that model ``name`` does not accept."""
+    if not isinstance(name, str) or name not in MODELS:
         raise SrbenchError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    cls = MODELS[name]
-    accepted = set(inspect.signature(cls).parameters) - {"scale"}
-    unknown = sorted(set(arch) - accepted)
+    if not isinstance(arch, dict):
+        raise SrbenchError(f"{name}.arch = {arch!r}: expected a mapping of hyperparameters")
+    accepted = HYPERPARAMETERS[MODELS[name]]
+    unknown = sorted((key for key in arch if key not in accepted), key=str)
     if unknown:
         raise SrbenchError(f"{name}.arch.{unknown[0]}: unknown hyperparameter (accepted: {', '.join(sorted(accepted))})")
-    return cls(scale=scale, **arch)
+    for key, value in arch.items():
+        problem = accepted[key].problem(value)
+        if problem:
+            raise SrbenchError(f"{name}.arch.{key} = {value!r}: {problem}")
+
+
+def _check_scale(name: str, scale: Any) -> None:
+    if type(scale) is not int or scale not in SCALES:  # not 2.0, not True
+        raise SrbenchError(f"{name}: scale = {scale!r}: choose one of {', '.join(map(str, SCALES))}")
+
+
+def build_model(name: str, scale: int, arch: dict[str, Any]) -> nn.Module:
+    """Instantiate model ``name`` for ``scale`` (one of :data:`SCALES`) with the architecture
+    hyperparameters ``arch``, checked first (:func:`check_arch`)."""
+    check_arch(name, arch)
+    _check_scale(name, scale)
+    return MODELS[name](scale=scale, **arch)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -65,23 +166,56 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_model(path: Path, model: nn.Module, name: str, scale: int, arch: dict[str, Any]) -> None:
-    """Write the weights with what is needed to rebuild the model; atomic (temporary file, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"name": name, "scale": scale, "arch": dict(arch), "state_dict": model.state_dict()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """Write the weights with what is needed to rebuild the model, atomically
+    (:func:`srbench.files.save_torch`: a full disk is an ``OSError`` naming ``path``)."""
+    save_torch({"name": name, "scale": scale, "arch": dict(arch), "state_dict": model.state_dict()}, path)
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str | None:
+    """The first tensor where the weights ``found`` differ from the ``expected`` state_dict, or None."""
+    for key, tensor in expected.items():
+        value = found.get(key)
+        if not isinstance(value, torch.Tensor):
+            return f"{key}: missing" if value is None else f"{key}: not a tensor"
+        if value.shape != tensor.shape:
+            return f"{key}: shape {tuple(value.shape)}, the architecture's is {tuple(tensor.shape)}"
+    extra = next((key for key in found if key not in expected), None)
+    return None if extra is None else f"{extra}: not in the architecture"
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load a file written by :func:`save_model` (``weights_only=True``); returns the model in eval mode and its metadata."""
+    """Load a file written by :func:`save_model` (``weights_only=True``); returns the model in
+    eval mode and its metadata. The declared architecture is checked against the weights in the
+    file (on the meta device, allocating nothing) before the model is built, so that a small file
+    cannot make it allocate a huge one; any mismatch is one line naming the file."""
     if not Path(path).is_file():
         raise SrbenchError(f"{path}: model weights not found (train the model first)")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-        model = build_model(payload["name"], payload["scale"], payload["arch"])
-        model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, OSError) as error:
-        raise SrbenchError(f"{path}: not a srbench model file ({error})") from error
-    meta = {key: payload[key] for key in ("name", "scale", "arch")}
-    return model.to(device).eval(), meta
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise SrbenchError(f"{path}: not a srbench model file (it holds objects that weights-only loading refuses)") from error
+    except (RuntimeError, EOFError, KeyError, ValueError) as error:  # not a PyTorch file, or a damaged one
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SrbenchError(f"{path}: not a srbench model file ({reason})") from error
+    fields = ("name", "scale", "arch", "state_dict")
+    if not isinstance(payload, dict) or any(key not in payload for key in fields) or not isinstance(payload["state_dict"], dict):
+        raise SrbenchError(f"{path}: not a srbench model file (expected {', '.join(fields)})")
+    name, scale, arch, state = (payload[key] for key in fields)
+    try:
+        check_arch(name, arch)
+        _check_scale(name, scale)
+    except SrbenchError as error:
+        raise SrbenchError(f"{path}: {error}") from error
+    for key, rule in HYPERPARAMETERS[MODELS[name]].items():  # a meta model too has one Python object per layer
+        if rule.layers and arch.get(key, 0) > len(state):
+            raise SrbenchError(f"{path}: {name}.arch.{key} = {arch[key]}: more layers than the file's {len(state)} tensors")
+    with torch.device("meta"):
+        problem = _mismatch(build_model(name, scale, arch).state_dict(), state)
+    if problem:
+        raise SrbenchError(f"{path}: weights do not match the declared architecture {name} x{scale} {arch}: {problem}")
+    model = build_model(name, scale, arch)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # e.g. meta tensors, saved without their data
+        raise SrbenchError(f"{path}: weights do not load ({str(error).strip().splitlines()[-1].strip()})") from error
+    return model.to(device).eval(), {"name": name, "scale": scale, "arch": arch}

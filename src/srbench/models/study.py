@@ -15,7 +15,10 @@ from torch import Tensor, nn
 from srbench.models.srgan import SubPixelUpsample
 from srbench.models.vdsr import conv_relu_stack
 
-_BLOCK_LAYERS = ("conv", "bn", "relu", "prelu")
+#: The layers a residual block's ``block_order`` names, and the two constructors' upsampling modes.
+BLOCK_LAYERS = ("conv", "bn", "relu", "prelu")
+SRCNN_UPSAMPLING = ("nearest", "bilinear")
+GENERATOR_UPSAMPLING = ("subpixel", "nearest")
 
 
 def _batch_norm(num_features: int) -> nn.BatchNorm2d:
@@ -58,8 +61,8 @@ class SRCNNStudy(nn.Module):
         upsampling: str = "nearest",
     ) -> None:
         super().__init__()
-        if upsampling not in ("nearest", "bilinear"):
-            raise ValueError(f"upsampling must be 'nearest' or 'bilinear', got {upsampling!r}")
+        if upsampling not in SRCNN_UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {', '.join(SRCNN_UPSAMPLING)}, got {upsampling!r}")
         self.scale = scale
         self.feature_extraction = nn.Conv2d(num_channels, n1, f1, padding=f1 // 2)
         self.non_linear_mapping = nn.Conv2d(n1, n2, f2, padding=f2 // 2)
@@ -131,7 +134,7 @@ class StudyResidualBlock(nn.Module):
             elif name == "prelu":
                 layers.append(nn.PReLU(num_features))
             else:
-                raise ValueError(f"block_order {order!r}: unknown layer {name!r} (choose from {', '.join(_BLOCK_LAYERS)})")
+                raise ValueError(f"block_order {order!r}: unknown layer {name!r} (choose from {', '.join(BLOCK_LAYERS)})")
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -175,8 +178,8 @@ class SRGANStudyGenerator(nn.Module):
         super().__init__()
         if scale not in (2, 3, 4):
             raise ValueError(f"SRGANStudyGenerator supports scales 2, 3 and 4, got {scale}")
-        if upsample not in ("subpixel", "nearest"):
-            raise ValueError(f"upsample must be 'subpixel' or 'nearest', got {upsample!r}")
+        if upsample not in GENERATOR_UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(GENERATOR_UPSAMPLING)}, got {upsample!r}")
         self.scale = scale
         self.head = nn.Sequential(nn.Conv2d(num_channels, num_features, 3, padding=1), nn.PReLU(num_features))
         self.residual_blocks = nn.Sequential(*(StudyResidualBlock(num_features, block_order) for _ in range(num_blocks)))
