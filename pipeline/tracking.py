@@ -1,14 +1,41 @@
-"""The MLflow run every stage logs to: a SQLite store in the workspace's ``mlruns/``."""
+"""The MLflow run every stage logs to.
 
+Where runs go: by default into the workspace's own SQLite store ``mlruns/mlflow.db``, with
+artifacts under ``mlruns/artifacts/`` (MLflow 3 refuses the plain file store). The workspace is
+the current directory, except in the temporary copy that ``dvc exp run --temp`` (or a queued
+experiment) runs in, ``$DVC_ROOT/.dvc/tmp/exps/...``: there it is ``$DVC_ROOT``, the user's
+workspace, so that those runs outlive the copy. MLflow stores artifact locations as absolute
+URIs; a workspace copied or moved elsewhere notices that its store points at another
+``mlruns/artifacts`` and takes its runs over (see :func:`_adopt_moved_store`), so that it never
+writes into the original. ``MLFLOW_TRACKING_URI``, when set, is used unchanged instead, and
+MLflow decides where artifacts go.
+
+Every run records the process logging it (``srbench.host``, ``srbench.pid``,
+``srbench.process_start``); a run whose process died without closing it (``kill -9``, a crash, a
+reboot) is marked KILLED when the next run starts on the same host.
+"""
+
+import logging
 import os
+import socket
+import sqlite3
 import subprocess
+import time
+import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.common import Terminated
+
+logger = logging.getLogger("srbench")
+
 EXPERIMENT = "srbench"
 TRACKING_DIR = Path("mlruns")
+ARTIFACTS = "artifacts"  # under TRACKING_DIR
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
+HOST_TAG, PID_TAG, START_TAG = "srbench.host", "srbench.pid", "srbench.process_start"
 
 
 def git_commit() -> str:
@@ -21,9 +48,29 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def tracking_uri(root: Path = TRACKING_DIR) -> str:
-    """MLflow's SQLite store kept in ``mlruns/`` (MLflow 3 refuses the plain file store)."""
+def workspace() -> Path:
+    """The workspace whose ``mlruns/`` receives the runs: the current directory or, inside the
+    temporary copy DVC makes for ``dvc exp run --temp`` and queued experiments (a folder under
+    ``$DVC_ROOT/.dvc/tmp/exps/``; DVC then sets ``DVC_ROOT`` to the user's workspace), that
+    workspace. A ``DVC_ROOT`` inherited by a process outside such a copy is ignored."""
+    here = Path.cwd().resolve()
+    root = os.environ.get("DVC_ROOT")
+    if root:
+        root_path = Path(root).resolve()
+        if here.is_relative_to(root_path / ".dvc" / "tmp" / "exps"):
+            return root_path
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """The SQLite store in ``root`` (an ``mlruns`` folder; default: this workspace's)."""
+    root = workspace() / TRACKING_DIR if root is None else root
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def artifact_root(root: Path) -> str:
+    """Where the runs of the store in ``root`` (an ``mlruns`` folder) keep their artifacts."""
+    return (root / ARTIFACTS).resolve().as_uri()
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -36,23 +83,178 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Where MLflow's SQLite store keeps artifact locations (absolute URIs derived from the
+# experiment's): table, column, extra condition.
+_LOCATION_COLUMNS = [
+    ("experiments", "artifact_location", ""),
+    ("runs", "artifact_uri", ""),
+    ("logged_models", "artifact_location", ""),
+    ("trace_tags", "value", " AND key = 'mlflow.artifactLocation'"),
+]
+
+
+def _is_mlruns_artifacts(location: str) -> bool:
+    """Whether ``location`` is a local ``.../mlruns/artifacts`` folder (this module's layout), as
+    opposed to a place a user chose (a server, object storage)."""
+    parsed = urllib.parse.urlparse(location)
+    return parsed.scheme in ("file", "") and urllib.parse.unquote(parsed.path).rstrip("/").endswith(f"/{TRACKING_DIR}/{ARTIFACTS}")
+
+
+def _adopt_moved_store(db: Path, old: str, new: str) -> None:
+    """Point every artifact location under ``old`` in the SQLite store ``db`` at ``new`` instead:
+    the experiment (so that new runs write under ``new``), and the runs, logged models and traces
+    logged before the workspace was copied or moved (their artifacts were copied with it)."""
+    with closing(sqlite3.connect(db, timeout=60)) as connection, connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column, condition in _LOCATION_COLUMNS:
+            if table in tables:
+                connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE ({column} = ? OR substr({column}, 1, ?) = ?){condition}",
+                    (new, len(old) + 1, old, len(old) + 1, old + "/"),
+                )
+
+
+def _use_store(mlflow: Any) -> str:
+    """Point ``mlflow`` at the store runs go to (see the module's docstring) and return the id
+    of the ``srbench`` experiment in it, created if missing."""
+    from mlflow.exceptions import MlflowException
+
+    user_uri = os.environ.get(URI_VARIABLE)
+    location = None
+    if user_uri:
+        mlflow.set_tracking_uri(user_uri)
+    else:
+        root = workspace() / TRACKING_DIR
+        if root.resolve() != (Path.cwd() / TRACKING_DIR).resolve():
+            logger.info("in DVC's temporary copy of the workspace: MLflow runs go to %s", root)
+        root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root(root)
+        mlflow.set_tracking_uri(tracking_uri(root))
+        os.environ.pop(URI_VARIABLE, None)  # set_tracking_uri exports it; children find their own workspace
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        try:
+            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        except MlflowException:  # another stage created it meanwhile
+            experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+            if experiment is None:
+                raise
+    if location is not None and experiment.artifact_location != location and _is_mlruns_artifacts(experiment.artifact_location):
+        logger.info("%s was copied or moved here from %s: its runs now point at %s", root, experiment.artifact_location, location)
+        _adopt_moved_store(root / "mlflow.db", experiment.artifact_location, location)
+    return experiment.experiment_id
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _kernel() -> str | None:
+    """``BOOT_ID/PID_NAMESPACE`` of this process (Linux): the pids this process can see and
+    compare; None where ``/proc`` cannot tell."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return None
+    return None if boot is None else f"{boot}/{namespace}"
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """The state and start time (clock ticks after boot) of process ``pid``, from ``/proc``."""
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    fields = text.rpartition(")")[2].split()  # after "PID (COMMAND)", which may hold spaces
+    return fields[0], fields[19]
+
+
+def _this_process() -> dict[str, str]:
+    """Tags that name this process: host and pid and, on Linux, ``BOOT_ID/PID_NAMESPACE/START``,
+    which tells it apart from a later process given the same pid."""
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    kernel, stat = _kernel(), _stat(os.getpid())
+    if kernel and stat:
+        tags[START_TAG] = f"{kernel}/{stat[1]}"
+    return tags
+
+
+def _has_ended(pid: int, recorded_start: str | None) -> bool | None:
+    """Whether process ``pid`` of this host, started as ``recorded_start`` says, has ended;
+    None where that cannot be told from here."""
+    if recorded_start:
+        kernel = _kernel()
+        try:
+            boot, namespace, start = recorded_start.split("/")
+            our_boot, our_namespace = (kernel or "/").split("/")
+        except ValueError:
+            return None
+        if boot != our_boot:
+            return True if kernel else None  # the machine rebooted since
+        if namespace != our_namespace:
+            return None  # another container on this kernel: its pids are not ours to see
+        stat = _stat(pid)
+        if stat is not None:
+            state, started = stat
+            return state in ("Z", "X") or started != start  # a zombie, or the pid reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's (its /proc entry may be hidden)
+        return False
+    return False
+
+
+def _close_abandoned_runs(client: Any, experiment_id: str) -> None:
+    """Mark KILLED the RUNNING runs of this host whose process has ended without closing them."""
+    host = socket.gethostname()
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' AND tags.`{HOST_TAG}` = '{host}'", max_results=1000
+    )
+    for run in runs:
+        tags = run.data.tags
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if _has_ended(pid, tags.get(START_TAG)):
+            logger.warning(
+                "MLflow run %s (%s) was left RUNNING by process %d on %s, which has ended: marked KILLED",
+                run.info.run_name, run.info.run_id, pid, host,
+            )
+            client.set_tag(run.info.run_id, "srbench.killed", f"process {pid} on {host} ended without closing the run")
+            client.set_terminated(run.info.run_id, status="KILLED", end_time=int(time.time() * 1000))
+
+
 @contextmanager
 def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> Iterator[Any]:
-    """Start an MLflow run in the ``srbench`` experiment, tagged with the stage, model and git
-    commit, and yield the ``mlflow`` module to log with. An exception inside marks the run FAILED
-    and propagates."""
+    """Start an MLflow run in the ``srbench`` experiment, tagged with the stage, model, git
+    commit, DVC experiment and process, and yield the ``mlflow`` module to log with. SIGTERM
+    (:class:`Terminated`) or Ctrl-C inside marks the run KILLED, another exception FAILED; both
+    propagate. Runs of this host left RUNNING by a process that has ended are marked KILLED first."""
     import mlflow  # imported here so that `srbench --help` and param errors stay fast
+    from mlflow.entities import RunStatus
 
-    TRACKING_DIR.mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(TRACKING_DIR / "artifacts").resolve().as_uri())
-    mlflow.set_experiment(EXPERIMENT)
+    experiment_id = _use_store(mlflow)
+    _close_abandoned_runs(mlflow.MlflowClient(), experiment_id)
+    mlflow.set_experiment(experiment_id=experiment_id)
     dvc_stage = os.environ.get("DVC_STAGE", "")
     name = dvc_stage or (f"{stage}@{model}" if model else stage)
     tags = {"stage": dvc_stage or stage, "git_commit": git_commit(), "launched_by": "dvc" if dvc_stage else "cli"}
     if model:
         tags["model"] = model
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp"] = os.environ["DVC_EXP_NAME"]
+    tags |= _this_process()
     with mlflow.start_run(run_name=name, tags=tags):
-        mlflow.log_params(_flatten(params))
-        yield mlflow
+        try:
+            mlflow.log_params(_flatten(params))
+            yield mlflow
+        except (Terminated, KeyboardInterrupt):
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))  # start_run's exit then leaves it
+            raise

@@ -15,6 +15,18 @@ from srbench.data import prepare  # noqa: E402
 from srbench.download import export_samples  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def mlflow_tracking_uri_stays_in_its_test() -> Iterator[None]:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which the stages honour: a test that
+    reads a store must not send later tests' stages into it."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
 @pytest.fixture(scope="session")
 def raw_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """data/raw made of scikit-image's photographs, centre-cropped to 64 px."""
