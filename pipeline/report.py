@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_text
-from pipeline.tracking import mlflow_run
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_text
+from pipeline.tracking import TRACKING_DIR, mlflow_run
 from srbench.data import read_meta
+from srbench.files import staged_folder
 from srbench.models import GAN_MODELS, MODELS
 from srbench.published import SOURCES, published
-from srbench.reporting import comparison_figure, markdown_table, training_curves_figure
 
 
 def _read_json(path: Path) -> dict:
@@ -48,9 +48,12 @@ def report(
 
     evaluated = {model: _read_json(Path(f"metrics/eval/{model}.json")) for model in models}
     trained = {model: _read_json(Path(f"metrics/train/{model}.json")) for model in models[1:]}
+    per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json")) for model in models}
     set_names = [key for key in evaluated["bicubic"] if isinstance(evaluated["bicubic"][key], dict)]
+    ensure_writable(out.parent, TRACKING_DIR)
+    from srbench.reporting import comparison_figure, markdown_table, training_curves_figure  # matplotlib: only report needs it
 
-    with mlflow_run("report", params.section("report")) as mlflow:
+    with workspace_lock("report"), mlflow_run("report", params.section("report")) as mlflow:
         sections, cited = [], set()
         for set_name in set_names:
             heading, published_key = _set_title(set_name, meta)
@@ -85,14 +88,13 @@ def report(
             text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {note}\n" for model, note in departures.items())
         text += "\n![Crops](comparison.png)\n\n![Training curves](training_curves.png)\n"
 
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "report.md", text)
-        per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json")) for model in models}
-        comparison_figure(
-            out / "comparison.png", data / "valid", {m: Path(f"results/{m}/valid/sr") for m in models}, per_image, scale, crop_size, crop_images
-        )
-        training_curves_figure(
-            out / "training_curves.png", {m: Path(f"plots/train/{m}.csv") for m in trained}, evaluated["bicubic"]["valid"]["psnr_y"]
-        )
+        with staged_folder(out) as staging:  # the report appears whole or not at all
+            write_text(staging / "report.md", text)
+            comparison_figure(
+                staging / "comparison.png", data / "valid", {m: Path(f"results/{m}/valid/sr") for m in models}, per_image, scale, crop_size, crop_images
+            )
+            training_curves_figure(
+                staging / "training_curves.png", {m: Path(f"plots/train/{m}.csv") for m in trained}, evaluated["bicubic"]["valid"]["psnr_y"]
+            )
         mlflow.log_artifacts(str(out))
         logger.info("report written to %s:\n%s", out / "report.md", "\n".join(sections))

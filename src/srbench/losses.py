@@ -5,7 +5,6 @@ import logging
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights, vgg19
 
 from srbench.errors import SrbenchError
 
@@ -29,6 +28,8 @@ class VGGContentLoss(nn.Module):
 
     def __init__(self, layer: str = "54", weights: str = "imagenet", rescale: float = 12.75, seed: int = 0) -> None:
         super().__init__()
+        from torchvision.models import VGG19_Weights, vgg19  # imported here: seconds that only a VGG loss needs
+
         if layer not in _VGG19_LAYER_END:
             raise SrbenchError(f"vgg_layer {layer!r}: choose one of {', '.join(_VGG19_LAYER_END)}")
         if weights == "imagenet":

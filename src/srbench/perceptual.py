@@ -23,7 +23,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
 
 from srbench.errors import SrbenchError
 from srbench.metrics import uint8_to_tensor
@@ -31,11 +30,7 @@ from srbench.metrics import uint8_to_tensor
 logger = logging.getLogger(__name__)
 
 # The ImageNet weights that lpips' backbones load (through torchvision's legacy ``pretrained=True``).
-_BACKBONE_WEIGHTS = {
-    "alex": AlexNet_Weights.IMAGENET1K_V1,
-    "vgg": VGG16_Weights.IMAGENET1K_V1,
-    "squeeze": SqueezeNet1_1_Weights.IMAGENET1K_V1,
-}
+_BACKBONE_WEIGHTS = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
 # Smallest image side each backbone accepts (its deepest feature map must not be empty).
 _MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}
 _BACKBONES = ("pretrained", "random")
@@ -49,8 +44,16 @@ class LPIPSUnavailableError(SrbenchError):
 def backbone_weights_path(net: str) -> Path:
     """Where torchvision caches the ImageNet weights of ``net``'s backbone."""
     _check_net(net)
-    url = _BACKBONE_WEIGHTS[net].url
+    url = _weights_url(net)
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _weights_url(net: str) -> str:
+    """Where torchvision downloads ``net``'s ImageNet weights from (torchvision imported here:
+    it costs seconds, which every `srbench` command would pay otherwise)."""
+    import torchvision.models
+
+    return getattr(torchvision.models, _BACKBONE_WEIGHTS[net]).IMAGENET1K_V1.url
 
 
 def _check_net(net: str) -> None:
@@ -63,7 +66,7 @@ def _ensure_backbone_weights(net: str, download: bool) -> None:
     path = backbone_weights_path(net)
     if path.is_file():
         return
-    url = _BACKBONE_WEIGHTS[net].url
+    url = _weights_url(net)
     missing = f"torchvision {net} ImageNet weights not found in {path.parent}"
     if not download:
         raise LPIPSUnavailableError(f"{missing} and downloads are off")
