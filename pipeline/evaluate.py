@@ -1,20 +1,21 @@
 """`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) and, when its weights
 load, LPIPS of a model or of bicubic, on every prepared test set."""
 
-import shutil
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json
-from pipeline.tracking import mlflow_run
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
+from pipeline.tracking import TRACKING_DIR, mlflow_run
 from srbench.data import ImagePair, bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
 from srbench.download import BENCHMARK_SETS
+from srbench.files import staged_folder
 from srbench.images import write_png
 from srbench.inference import Upscaler, bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
-from srbench.models import MODELS, load_model
+from srbench.models import MODELS, SCALES, load_model
 from srbench.perceptual import LPIPS, load_lpips
 
 SAMPLE_IMAGES = 3  # SR images per test set attached to the MLflow run
@@ -30,15 +31,12 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
 
 
 def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict]) -> None:
-    """results/MODEL/<set>/sr/*.png and per_image.json, written next to ``out`` and renamed."""
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for set_name, images in outputs.items():
-        for name, sr in images.items():
-            write_png(tmp / set_name / "sr" / f"{name}.png", sr)
-        write_json(tmp / set_name / "per_image.json", per_image[set_name])
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    """results/MODEL/<set>/sr/*.png and per_image.json, written beside ``out`` and swapped in whole."""
+    with staged_folder(out) as staging:
+        for set_name, images in outputs.items():
+            for name, sr in images.items():
+                write_png(staging / set_name / "sr" / f"{name}.png", sr)
+            write_json(staging / set_name / "per_image.json", per_image[set_name])
 
 
 def _score(
@@ -70,6 +68,8 @@ def evaluate(
     use_lpips = params.choice("evaluate.lpips", (True, False))
     if model != "bicubic" and model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")
+    if scale is not None and scale not in SCALES:
+        raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
     out = out or Path(f"results/{model}")
@@ -90,7 +90,9 @@ def evaluate(
     lpips_status = unavailable or "available (alex)"
 
     logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
-    with mlflow_run("evaluate", logged, model=model) as mlflow:
+    ensure_writable(out.parent, metrics_path.parent, TRACKING_DIR)
+    lock = "evaluate-" + re.sub(r"[^\w.-]", "_", str(out))  # one evaluation into each output folder at a time
+    with workspace_lock(lock), mlflow_run("evaluate", logged, model=model) as mlflow:
         mlflow.set_tag("lpips", lpips_status)
         summary: dict = {"lpips_status": lpips_status}
         per_image, outputs = {}, {}

@@ -1,9 +1,11 @@
 """`srbench train MODEL`: train one model on data/prepared, write models/MODEL.pt and its curves."""
 
+import contextlib
 import csv
 import dataclasses
 import io
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,13 +15,16 @@ from typing import Any
 import torch
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
-from pipeline.tracking import mlflow_run
+import srbench
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json, write_text
+from pipeline.tracking import TRACKING_DIR, mlflow_run
 from srbench.data import load_pairs, read_meta
 from srbench.distributed import World
+from srbench.errors import SrbenchError
+from srbench.files import atomic_path, file_digest, tree_digest
 from srbench.inference import describe_machine, model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
-from srbench.models import GAN_MODELS, MODELS, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
+from srbench.models import GAN_MODELS, MODELS, check_arch, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
 from srbench.sampling import PatchSampler
 from srbench.train import (
     CLIP_MODES,
@@ -33,10 +38,14 @@ from srbench.train import (
     Precision,
     Schedule,
     fit,
+    read_checkpoint,
     use_deterministic_kernels,
 )
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
+#: Where a training run writes: checked before it starts, so that a read-only place or a full disk
+#: is found before the training rather than after it.
+OUTPUT_FOLDERS = (Path("models"), Path("metrics/train"), Path("plots/train"), Path("checkpoints"), TRACKING_DIR)
 CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 
 
@@ -88,7 +97,7 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         "channels_last": params.choice("train.channels_last", (True, False)),
         "compile": params.choice("train.compile", (True, False)),
         "nproc": params.integer("train.nproc", minimum=1),
-        "seed": params.integer("train.seed"),
+        "seed": params.integer("train.seed", minimum=0),
         "log_every": params.integer("train.log_every", minimum=1),
         "validate_every": params.integer("train.validate_every", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
@@ -102,6 +111,10 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         settings["loss_scale"] = params.positive_float(f"{model}.loss_scale")
     if model != "srgan":  # srgan keeps the architecture of the SRResNet it starts from
         settings["arch"] = params.section(f"{model}.arch")
+        try:
+            check_arch(model, settings["arch"])
+        except SrbenchError as error:
+            raise ParamError(f"{params.path}: {error}") from error
     if model in GAN_MODELS:
         settings |= {
             "content_loss": params.choice(f"{model}.content_loss", CONTENT_LOSSES),
@@ -190,11 +203,55 @@ def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, wo
     )
 
 
-def _launch_torchrun(nproc: int, arguments: list[str]) -> None:
-    """Run this training under torchrun with ``nproc`` processes on this machine; exit as it exits."""
+#: Settings that change how a run goes but not what it learns: a checkpoint resumes across them.
+RUN_ONLY_SETTINGS = ("device", "nproc", "deterministic", "channels_last", "compile", "log_every", "validate_every", "checkpoint_every")
+#: The code that shapes a trained model (the train stages' code deps in dvc.yaml).
+TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "models")
+LOCK_HELD = "SRBENCH_TRAIN_LOCK_HELD"  # set by the launcher for the torchrun processes it starts
+
+
+def fingerprint(model: str, settings: dict[str, Any], scale: int, data: Path, init: Path | None) -> dict[str, Any]:
+    """What shapes a training run, kept in its checkpoints so that ``--resume`` continues only
+    the same run: the model, its learning settings, the prepared data (meta.json, validation
+    pairs, and sampled blocks of the patch stores), the training code and the ``--init`` weights."""
+    package = Path(srbench.__file__).parent
+    code = [package / name for name in TRAINING_CODE if (package / name).is_file()]
+    code += [path for name in TRAINING_CODE if (package / name).is_dir() for path in (package / name).glob("*.py")]
+    stores = [data / "train_hr.npy", data / "train_lr.npy"]
+    return {
+        "model": model,
+        "scale": scale,
+        "settings": {key: value for key, value in settings.items() if key not in RUN_ONLY_SETTINGS},
+        "data": tree_digest([data / "meta.json", *(data / "valid").rglob("*.png")], data) + tree_digest(stores, data, sample_blocks=64)[:16],
+        "code": tree_digest([*code, Path(__file__)], package.parents[1]),
+        "init": None if init is None else file_digest(init),
+    }
+
+
+def _lock(model: str, world: World) -> contextlib.AbstractContextManager:
+    """One training of ``model`` at a time in this workspace (taken by rank 0, or by the launcher
+    of the torchrun processes)."""
+    name = f"train-{model}"
+    if not world.main or os.environ.get(LOCK_HELD) == name:
+        return contextlib.nullcontext()
+    return workspace_lock(name)
+
+
+def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
+    """Run this training under torchrun with ``nproc`` processes on this machine, holding the
+    model's lock for them; exit as it exits. SIGTERM and Ctrl-C are passed on, so the processes
+    end their MLflow run and exit."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *arguments]
     logger.info("train.nproc = %d: %s", nproc, " ".join(command))
-    raise typer.Exit(subprocess.run(command, check=False).returncode)
+    with workspace_lock(f"train-{model}"):
+        process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: f"train-{model}"})
+        try:
+            returncode = process.wait()
+        except BaseException:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            raise
+    raise typer.Exit(returncode)
 
 
 def train(
@@ -202,10 +259,13 @@ def train(
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
     init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in checkpoints/."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from checkpoints/MODEL.pt, if it was made by this same run (params, data, code)."
+    ),
 ) -> None:
     """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/.
-    With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes."""
+    With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes.
+    One training of MODEL at a time in a workspace; a finished run removes its checkpoint."""
     params = Params(params_file)
     settings = read_settings(params, model)
     if (model == "srgan") != (init is not None):
@@ -218,15 +278,20 @@ def train(
     device = pick_device(settings["device"])
     if device.type == "cuda" and settings["nproc"] > torch.cuda.device_count():
         raise ParamError(f"{params.path}: train.nproc = {settings['nproc']}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if init is not None and not init.is_file():
+        raise ParamError(f"--init {init}: file not found (train srresnet first)")
+    ensure_writable(*OUTPUT_FOLDERS)
     if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
         arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
-        _launch_torchrun(settings["nproc"], arguments + (["--init", str(init)] if init else []) + (["--resume"] if resume else []))
+        arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
+        _launch_torchrun(model, settings["nproc"], arguments)
     device = world.device(device)
-    world.start(device)
-    try:
-        _train(model, settings, scale, data, init, resume, device, world)
-    finally:
-        world.stop()
+    with _lock(model, world):
+        world.start(device)
+        try:
+            _train(model, settings, scale, data, init, resume, device, world)
+        finally:
+            world.stop()
 
 
 def _train(
@@ -249,8 +314,11 @@ def _train(
         checkpoint_every=settings["checkpoint_every"],
     )
     checkpoint = Path(f"checkpoints/{model}.pt")
+    run_fingerprint = fingerprint(model, settings, scale, data, init)
+    if resume and checkpoint.is_file():  # a checkpoint of another run is refused before anything starts
+        read_checkpoint(checkpoint, run_fingerprint)
     if not world.main:
-        fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world)
+        fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world, fingerprint=run_fingerprint)
         return
 
     logged = {key: value for key, value in settings.items() if key != "device"}
@@ -263,7 +331,7 @@ def _train(
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
 
-        history = fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, log_metrics, world=world)
+        history = fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, log_metrics, world=world, fingerprint=run_fingerprint)
         training_seconds = history[-1]["seconds"]  # the training loop's time, validation excluded, across resumes
 
         last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
@@ -283,13 +351,16 @@ def _train(
         for pair in valid_pairs[:SAMPLE_IMAGES]:
             mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
 
-        save_model(Path(f"models/{model}.pt"), network, model, scale, settings["arch"])
-        write_json(Path(f"metrics/train/{model}.json"), summary)
-        curves = Path(f"plots/train/{model}.csv")
-        write_text(curves, _history_csv(history))
-        mlflow.log_artifact(str(curves))
-        mlflow.pytorch.log_model(
-            network.cpu().eval(), name="model", serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+        curves = _history_csv(history)
+        mlflow.log_text(curves, f"{model}.csv")
+        with contextlib.ExitStack() as outputs:  # each written beside its place, all renamed once every one is written
+            staged = [outputs.enter_context(atomic_path(path)) for path in (Path(f"models/{model}.pt"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))]
+            save_model(staged[0], network, model, scale, settings["arch"])
+            write_json(staged[1], summary)
+            write_text(staged[2], curves)
+            mlflow.pytorch.log_model(
+                network.cpu().eval(), name="model", serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
+        checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
         logger.info("%s: %d steps in %.1fs, validation psnr_y %.3f dB", model, summary["steps"], training_seconds, final["psnr_y"])

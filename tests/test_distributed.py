@@ -6,8 +6,10 @@ half of every batch, gradients are averaged, rank 0 alone writes outputs and log
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -55,7 +57,7 @@ def test_two_processes_train_one_model_and_write_it_once(prepared_x2: Path, tmp_
     losses = [float(row["loss"]) for row in csv.DictReader((tmp_path / "plots/train/srresnet.csv").open()) if row["loss"]]
     assert len(losses) == 8 and sum(losses[-2:]) < 0.7 * sum(losses[:2])
     assert torch.load(tmp_path / "models/srresnet.pt", weights_only=True)["name"] == "srresnet"
-    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == ["srresnet.pt"]
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # a finished run leaves no checkpoint
     assert result.stderr.count("step 40 validation psnr_y") == 1  # rank 0 alone validates
 
     runs = mlflow_runs(tmp_path)
@@ -73,16 +75,26 @@ def test_two_processes_play_the_adversarial_game(prepared_x2: Path, tmp_path: Pa
     assert len(mlflow_runs(tmp_path)) == 1
 
 
-def test_a_run_of_two_processes_resumes_in_one(prepared_x2: Path, tmp_path: Path) -> None:
-    tiny_params(tmp_path, "srcnn", steps=10, nproc=2)
-    assert train(tmp_path, "srcnn", prepared_x2).returncode == 0
-    assert torch.load(tmp_path / "checkpoints/srcnn.pt", weights_only=True)["step"] == 10
-    tiny_params(tmp_path, "srcnn", steps=20, nproc=1)
+def test_a_run_of_two_processes_stopped_by_sigterm_resumes_in_one(prepared_x2: Path, tmp_path: Path) -> None:
+    """SIGTERM to `srbench train` reaches the torchrun processes (rank 0 ends its MLflow run
+    KILLED); the checkpoint they left resumes in one process."""
+    tiny_params(tmp_path, "srcnn", steps=400, nproc=2, log_every=2, checkpoint_every=2)
+    command = [SRBENCH, "train", "srcnn", "--data", str(prepared_x2)]
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    while not (tmp_path / "checkpoints/srcnn.pt").exists() and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode != 0 and "srbench: stopped by SIGTERM" in stderr, stderr[-3000:]
+    assert list(mlflow_runs(tmp_path)["status"]) == ["KILLED"]
+    stopped_at = torch.load(tmp_path / "checkpoints/srcnn.pt", weights_only=True)["step"]
+
+    tiny_params(tmp_path, "srcnn", steps=400, nproc=1, log_every=2, checkpoint_every=2)
     result = train(tmp_path, "srcnn", prepared_x2, "--resume")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resumed from checkpoints/srcnn.pt at step 10" in result.stderr
+    assert f"resumed from checkpoints/srcnn.pt at step {stopped_at}" in result.stderr
     history = list(csv.DictReader((tmp_path / "plots/train/srcnn.csv").open()))
-    assert [int(row["step"]) for row in history if row["loss"]] == [5, 10, 15, 20]
+    assert [int(row["step"]) for row in history if row["loss"]] == list(range(2, 401, 2))
     assert json.loads((tmp_path / "metrics/train/srcnn.json").read_text())["world_size"] == 1
 
 

@@ -18,6 +18,8 @@ from srbench.train import (
     PixelObjective,
     Precision,
     Schedule,
+    DIVERGENCE_FACTOR,
+    CheckpointMismatch,
     TrainingDiverged,
     fit,
     use_deterministic_kernels,
@@ -32,13 +34,18 @@ def small_srcnn() -> SRCNN:
 
 
 def run(
-    prepared: Path, tmp_path: Path, steps: int, resume: bool = False, config: OptimizerConfig = OptimizerConfig(lr=1e-3)
+    prepared: Path,
+    tmp_path: Path,
+    steps: int,
+    resume: bool = False,
+    config: OptimizerConfig = OptimizerConfig(lr=1e-3),
+    fingerprint: dict | None = None,
 ) -> tuple[SRCNN, list[dict]]:
     model = small_srcnn()
     objective = PixelObjective(model, config, Precision(CPU, "fp32"))
     sampler = PatchSampler(prepared, batch_size=8, crop_size=16, seed=0)
     schedule = Schedule(steps=steps, log_every=5, validate_every=10, checkpoint_every=5)
-    history = fit(objective, sampler, schedule, CPU, load_pairs(prepared / "valid"), tmp_path / "ckpt.pt", resume)
+    history = fit(objective, sampler, schedule, CPU, load_pairs(prepared / "valid"), tmp_path / "ckpt.pt", resume, fingerprint=fingerprint)
     return model, history
 
 
@@ -192,5 +199,34 @@ def test_resuming_another_recipes_checkpoint_is_refused(prepared_x2: Path, tmp_p
     torch.manual_seed(0)
     other = PixelObjective(SRCNN(scale=2, n1=8, n2=8, f1=5, f2=1, f3=3), OptimizerConfig(lr=1e-3), Precision(CPU, "fp32"))
     sampler = PatchSampler(prepared_x2, batch_size=8, crop_size=16, seed=0)
-    with pytest.raises(SrbenchError, match="ckpt.pt: a checkpoint of another model, recipe or srbench version .*delete it"):
+    with pytest.raises(SrbenchError, match="ckpt.pt: a checkpoint of another model, recipe or srbench version .*run without --resume"):
         fit(other, sampler, Schedule(steps=10), CPU, load_pairs(prepared_x2 / "valid"), tmp_path / "ckpt.pt", resume=True)
+
+
+def test_a_finite_loss_far_above_its_start_is_divergence(prepared_x2: Path, tmp_path: Path) -> None:
+    """Adam at 1e3 keeps the loss finite (1e32 on the tester's run): before, the run ended with
+    exit 0 and a useless model; now the rule stops it before anything is checkpointed."""
+    with pytest.raises(TrainingDiverged, match=rf"by step 5: loss \S+ is over {DIVERGENCE_FACTOR:g}x the first batch's"):
+        run(prepared_x2, tmp_path, steps=10, config=OptimizerConfig(name="adam", lr=1e3))
+    assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_resume_continues_only_a_checkpoint_of_the_same_run(prepared_x2: Path, tmp_path: Path) -> None:
+    run(prepared_x2, tmp_path, steps=5, fingerprint={"settings": {"lr": 1e-3, "steps": 5}, "data": "a"})
+    with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: made by another run \(settings.lr: 0.001 -> 0.0001; settings.steps: 5 -> 300\); run without --resume"):
+        run(prepared_x2, tmp_path, steps=300, resume=True, fingerprint={"settings": {"lr": 1e-4, "steps": 300}, "data": "a"})
+    _, history = run(prepared_x2, tmp_path, steps=10, resume=True, fingerprint={"settings": {"lr": 1e-3, "steps": 5}, "data": "a"})
+    assert [row["step"] for row in history if "loss" in row] == [5, 10]  # the same run's checkpoint resumes
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(prepared_x2: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("pwned",))
+
+    torch.save({"model": Payload()}, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: not a srbench checkpoint \(it holds objects that weights-only loading refuses\)") as error:
+        run(prepared_x2, tmp_path, steps=5, resume=True)
+    assert "\n" not in str(error.value) and not marker.exists()

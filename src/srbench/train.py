@@ -5,10 +5,12 @@ import contextlib
 import logging
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 from srbench.data import ImagePair
 from srbench.distributed import World
 from srbench.errors import SrbenchError
+from srbench.files import save_torch
 from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler
 from srbench.losses import adversarial_loss
 from srbench.sampling import PatchSampler
@@ -27,7 +30,17 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class TrainingDiverged(SrbenchError):
-    """A loss became NaN or infinite."""
+    """A loss became NaN or infinite, or rose far above its starting value."""
+
+
+class CheckpointMismatch(SrbenchError):
+    """A checkpoint made by another run (other params, data or code) than the one resuming it."""
+
+
+#: Divergence: a logged loss (the mean since the last log step) above this multiple of the loss
+#: of the first batch, before any update, stops the run. Recipes that learn stay well below it:
+#: warm-up spikes of the study's recipes reach 3x (README, recipe check); Adam at 1e3 reached 1e32.
+DIVERGENCE_FACTOR = 10.0
 
 
 class Precision:
@@ -295,23 +308,64 @@ def _format_seconds(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _save_checkpoint(path: Path, step: int, objective: Objective, history: list[dict], seconds: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {"step": step, "model": objective.model.state_dict(), "objective": objective.state_dict(), "history": history, "seconds": seconds}
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+@dataclass
+class Progress:
+    """Where a run stands, as a checkpoint keeps it: the last step taken, the history so far, the
+    training seconds so far and the loss of the first batch (the divergence rule's reference)."""
+
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    initial_loss: float | None = None
 
 
-def _load_checkpoint(path: Path, objective: Objective, device: torch.device) -> tuple[int, list[dict], float]:
-    state = torch.load(path, map_location=device, weights_only=True)
+def _save_checkpoint(path: Path, objective: Objective, progress: Progress, fingerprint: dict | None) -> None:
+    state = {
+        "step": progress.step, "history": progress.history, "seconds": progress.seconds, "initial_loss": progress.initial_loss,
+        "fingerprint": fingerprint, "model": objective.model.state_dict(), "objective": objective.state_dict(),
+    }
+    save_torch(state, path)
+
+
+def _differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """``key: saved -> wanted`` for every leaf where two fingerprints differ."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        return [line for key in sorted(set(saved) | set(wanted), key=str) for line in _differences(saved.get(key), wanted.get(key), f"{prefix}{key}.")]
+    if saved == wanted:
+        return []
+    short = [value[:12] + "..." if isinstance(value, str) and len(value) > 15 else value for value in (saved, wanted)]  # digests
+    return [f"{prefix.rstrip('.')}: {short[0]!r} -> {short[1]!r}"]
+
+
+def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device | str = "cpu") -> dict:
+    """The state saved in checkpoint ``path``, refused in one line unless it was saved by a run
+    with the same ``fingerprint`` (None: any run)."""
+    start_over = "run without --resume to train from step 0"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointMismatch(f"{path}: not a srbench checkpoint (it holds objects that weights-only loading refuses); {start_over}") from error
+    except (RuntimeError, EOFError) as error:
+        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]}); {start_over}") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointMismatch(f"{path}: not a srbench checkpoint; {start_over}")
+    if fingerprint is not None:
+        differences = _differences(state.get("fingerprint"), fingerprint)
+        if differences:
+            raise CheckpointMismatch(f"{path}: made by another run ({'; '.join(differences)}); {start_over}")
+    return state
+
+
+def _load_checkpoint(path: Path, objective: Objective, device: torch.device, fingerprint: dict | None) -> Progress:
+    """The progress kept in ``path``, its weights and optimiser state loaded into ``objective``."""
+    state = read_checkpoint(path, fingerprint, device)
     try:
         objective.model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
-        return state["step"], state["history"], state["seconds"]
-    except (KeyError, ValueError, RuntimeError) as error:
+        return Progress(state["step"], state["history"], state["seconds"], state.get("initial_loss"))
+    except (KeyError, ValueError, RuntimeError, TypeError) as error:
         reason = str(error).strip().splitlines()[0].rstrip(":")
-        raise SrbenchError(f"{path}: a checkpoint of another model, recipe or srbench version ({reason}); delete it to start over") from error
+        raise CheckpointMismatch(f"{path}: a checkpoint of another model, recipe or srbench version ({reason}); run without --resume to train from step 0") from error
 
 
 def _validate(model: nn.Module, pairs: list[ImagePair], scale: int, device: torch.device) -> dict[str, float]:
@@ -331,34 +385,46 @@ def fit(
     on_metrics: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
     step_offset: int = 0,
     world: World = World(),
+    fingerprint: dict | None = None,
 ) -> list[dict]:
     """Train ``objective.model`` for ``schedule.steps`` steps; returns the history (one dict per
     logged or validated step, with ``seconds``: training time so far, validation excluded).
     ``on_metrics(step, metrics)`` receives every logged value with its global step
     (``step_offset`` + local step), e.g. to send it to an experiment tracker.
-    With ``resume`` the run continues from ``checkpoint`` when it exists. The objective's
-    networks must already be on ``device``. Losses stay on the device between log steps (no
-    synchronisation per step); a non-finite loss stops the run at the next log step, before
-    anything is checkpointed, so the checkpoint is the last good state.
+
+    Checkpoints carry ``fingerprint`` (what shaped the run: params, data, code); with ``resume``
+    the run continues from ``checkpoint`` only when it was saved with an equal fingerprint, and
+    refuses any other checkpoint in one line. The objective's networks must already be on
+    ``device``. Losses stay on the device between log steps (no synchronisation per step).
+
+    Divergence stops the run at the log step that sees it, before anything is checkpointed, so the
+    checkpoint is the last good state: a non-finite loss, or a logged loss (the mean since the
+    last log step; for a GAN its content loss) above ``DIVERGENCE_FACTOR`` times the first
+    batch's loss.
     In data-parallel training (``world``) every rank calls ``fit``; logged losses are the mean
     over the ranks, and rank 0 alone validates, records and checkpoints."""
     model = objective.model.train()
-    start, history, seconds = 0, [], 0.0
+    progress = Progress()
     if resume and checkpoint.is_file():
-        start, history, seconds = _load_checkpoint(checkpoint, objective, device)
-        logger.info("resumed from %s at step %d", checkpoint, start)
+        progress = _load_checkpoint(checkpoint, objective, device, fingerprint)
+        logger.info("resumed from %s at step %d", checkpoint, progress.step)
     elif resume and world.main:
         logger.warning("no checkpoint at %s: starting from step 0", checkpoint)
+    start, history, resumed_seconds = progress.step, progress.history, progress.seconds
+    watched = "content_loss" if isinstance(objective, AdversarialObjective) else "loss"
 
     def record(step: int, metrics: dict[str, float]) -> None:
-        history.append({"step": step_offset + step, "seconds": round(seconds, 3), **metrics})
+        history.append({"step": step_offset + step, "seconds": round(progress.seconds, 3), **metrics})
         on_metrics(step_offset + step, metrics)
 
     running: dict[str, Tensor] = {}
-    since_log, clock, resumed_seconds = 0, time.perf_counter(), seconds
+    since_log, clock = 0, time.perf_counter()
     for step in range(start + 1, schedule.steps + 1):
         lr, hr = sampler.batch(step)
-        for key, value in objective.step(lr, hr).items():
+        losses = objective.step(lr, hr)
+        if progress.initial_loss is None:  # the first batch, before any update: one sync, once
+            progress.initial_loss = world.mean(losses[watched].float()).item()
+        for key, value in losses.items():
             running[key] = running[key] + value if key in running else value
         since_log += 1
 
@@ -369,11 +435,16 @@ def fit(
             averaged = dict(zip(running, (value / since_log for value in sums.tolist())))  # the one sync
             if not all(math.isfinite(value) for value in averaged.values()):
                 raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
-            seconds += time.perf_counter() - clock
+            if averaged[watched] > DIVERGENCE_FACTOR * progress.initial_loss:
+                raise TrainingDiverged(
+                    f"training diverged by step {step}: {watched} {averaged[watched]:.4g} is over {DIVERGENCE_FACTOR:g}x "
+                    f"the first batch's {progress.initial_loss:.4g} (lower the learning rate)"
+                )
+            progress.seconds += time.perf_counter() - clock
             running, since_log = {}, 0
             if world.main:
                 record(step, averaged | {"lr": objective.optimization.lr})
-                rate = (step - start) / (seconds - resumed_seconds)
+                rate = (step - start) / (progress.seconds - resumed_seconds)
                 logger.info(
                     "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
                     step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
@@ -383,6 +454,7 @@ def fit(
                     record(step, {f"val_{key}": value for key, value in metrics.items()})
                     logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
                 if step % schedule.checkpoint_every == 0 or last:
-                    _save_checkpoint(checkpoint, step, objective, history, seconds)
+                    progress.step = step
+                    _save_checkpoint(checkpoint, objective, progress, fingerprint)
             clock = time.perf_counter()
     return history
