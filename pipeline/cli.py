@@ -28,7 +28,8 @@ for command in (download, prepare, train, evaluate, report, upscale, profile, ch
 def main() -> None:
     """Entry point: a user error is one line on stderr and exit status 2; a file the system
     refuses (permissions, a full disk) one line naming it and exit status 1; SIGTERM and Ctrl-C
-    unwind (every stage cleans up, its MLflow run ends KILLED) and exit 143 and 130."""
+    unwind (every stage cleans up, its MLflow run ends KILLED) and exit 143 and 130 (Click turns
+    Ctrl-C into "Aborted!" and 130)."""
     setup_logging()
     stop_on_sigterm()
     try:
@@ -43,9 +44,6 @@ def main() -> None:
     except Terminated as signal_name:
         print(f"srbench: stopped by {signal_name}", file=sys.stderr)
         sys.exit(143)
-    except KeyboardInterrupt:
-        print("srbench: interrupted", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":  # torchrun -m pipeline.cli train MODEL

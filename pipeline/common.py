@@ -1,4 +1,5 @@
-"""What every stage shares: reading and checking params.yaml, logging, and the MLflow run."""
+"""What every stage shares: reading and checking params.yaml, logging, signals, locks and output places
+(the MLflow run: :mod:`pipeline.tracking`)."""
 
 import fcntl
 import json
@@ -9,7 +10,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 import yaml
@@ -27,13 +28,24 @@ class Terminated(BaseException):
     cleanup runs and its MLflow run ends KILLED."""
 
 
+_terminating = False
+
+
 def stop_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` in this process."""
+    """Turn SIGTERM into :class:`Terminated` in this process, and remember it (:func:`terminating`)."""
 
     def handler(signum: int, frame: Any) -> None:
+        global _terminating
+        _terminating = True
         raise Terminated(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def terminating() -> bool:
+    """Whether this process was sent SIGTERM: whatever error follows (e.g. a collective whose peer
+    process was stopped first) is part of being stopped."""
+    return _terminating
 
 
 class ParamError(SrbenchError):
@@ -118,12 +130,14 @@ class Params:
             raise self._fail(key, value, "expected a mapping")
         return value
 
-    def integer(self, key: str, minimum: int | None = None) -> int:
+    def integer(self, key: str, minimum: int | None = None, maximum: int | None = None) -> int:
         value = self.get(key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._fail(key, value, "expected an integer")
         if minimum is not None and value < minimum:
             raise self._fail(key, value, f"must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise self._fail(key, value, f"must be <= {maximum}")
         return value
 
     def optional_integer(self, key: str, minimum: int | None = None) -> int | None:
@@ -208,10 +222,12 @@ LOCK_DIR = Path(".srbench/locks")
 
 
 @contextmanager
-def workspace_lock(name: str) -> Iterator[None]:
+def workspace_lock(name: str, work: str | None = None) -> Iterator[IO[str]]:
     """Hold ``.srbench/locks/NAME.lock`` for the duration: a second process asking for the same
-    lock in this workspace is refused at once, in one line. The lock is the kernel's (``flock``),
-    so a killed process never leaves a stale one."""
+    lock in this workspace is refused at once, in one line naming the holder (``work``, default
+    NAME, and its pid). The lock is the kernel's (``flock``), so a killed process never leaves a
+    stale one; it belongs to the open file yielded, which a child process given its descriptor
+    holds too."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
     path = LOCK_DIR / f"{name}.lock"
     with open(path, "a+") as file:
@@ -219,14 +235,14 @@ def workspace_lock(name: str) -> Iterator[None]:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             file.seek(0)
-            holder = file.read().strip() or "another process"
-            raise WorkspaceBusy(f"{path}: {name} is already running in this workspace ({holder}); wait for it or stop it") from None
+            holder = file.read().strip() or f"{name} (another process)"
+            raise WorkspaceBusy(f"{path}: {holder} is already running in this workspace; wait for it or stop it") from None
         file.seek(0)
         file.truncate()
-        file.write(f"pid {os.getpid()}")
+        file.write(f"{work or name} (pid {os.getpid()})")
         file.flush()
         try:
-            yield
+            yield file
         finally:
             file.truncate(0)
             fcntl.flock(file, fcntl.LOCK_UN)

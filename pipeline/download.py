@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
-from pipeline.tracking import mlflow_run
+from pipeline.tracking import mlflow_run, output_places
 from srbench import download as library
 from srbench.files import staged_folder
 from srbench.images import list_images
@@ -27,7 +27,7 @@ def download(
     params = Params(params_file)
     source = params.choice("data.source", SOURCES)
     n_valid = params.integer("data.n_valid", minimum=1)
-    seed = params.integer("data.seed", minimum=0)
+    seed = params.integer("data.seed", minimum=0, maximum=2**32 - 1)
     max_side = params.optional_integer("data.max_side", minimum=16)
     valid_names = params.get("data.valid_images")
     if valid_names is not None and (not isinstance(valid_names, list) or not valid_names or not all(isinstance(n, str) for n in valid_names)):
@@ -58,7 +58,7 @@ def download(
     if benchmark_sets:
         benchmark_mirror = params.string("data.benchmark_mirror")
 
-    ensure_writable(out.parent)
+    ensure_writable(out.parent, *([cache_dir] if source == "div2k" or benchmark_sets else []), *output_places())
     with workspace_lock("download"), mlflow_run("download", params.section("data")) as mlflow, staged_folder(out) as stage:
         if source == "samples":
             library.export_samples(stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)

@@ -1,7 +1,7 @@
 """`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) and, when its weights
 load, LPIPS of a model or of bicubic, on every prepared test set."""
 
-import re
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +9,7 @@ import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
-from pipeline.tracking import TRACKING_DIR, mlflow_run
+from pipeline.tracking import mlflow_run, output_places
 from srbench.data import ImagePair, bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
 from srbench.download import BENCHMARK_SETS
 from srbench.files import staged_folder
@@ -30,13 +30,16 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
     return found
 
 
-def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict]) -> None:
-    """results/MODEL/<set>/sr/*.png and per_image.json, written beside ``out`` and swapped in whole."""
+def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict], summary: dict | None) -> None:
+    """results/MODEL/<set>/sr/*.png and per_image.json (and ``summary`` as metrics.json, unless
+    None), written beside ``out`` and swapped in whole."""
     with staged_folder(out) as staging:
         for set_name, images in outputs.items():
             for name, sr in images.items():
                 write_png(staging / set_name / "sr" / f"{name}.png", sr)
             write_json(staging / set_name / "per_image.json", per_image[set_name])
+        if summary is not None:
+            write_json(staging / "metrics.json", summary)
 
 
 def _score(
@@ -90,9 +93,9 @@ def evaluate(
     lpips_status = unavailable or "available (alex)"
 
     logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
-    ensure_writable(out.parent, metrics_path.parent, TRACKING_DIR)
-    lock = "evaluate-" + re.sub(r"[^\w.-]", "_", str(out))  # one evaluation into each output folder at a time
-    with workspace_lock(lock), mlflow_run("evaluate", logged, model=model) as mlflow:
+    ensure_writable(out.parent, metrics_path.parent if hr_dir is None else out.parent, *output_places())
+    lock = "evaluate-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]  # one evaluation into each output folder at a time
+    with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model) as mlflow:
         mlflow.set_tag("lpips", lpips_status)
         summary: dict = {"lpips_status": lpips_status}
         per_image, outputs = {}, {}
@@ -105,8 +108,11 @@ def evaluate(
                 model, set_name, scale, len(set_pairs), scores["psnr_y"], scores["ssim_y"], scores["psnr_rgb"],
                 "–" if scores["lpips"] is None else f"{scores['lpips']:.4f}", scores["keras_accuracy"], scores["megapixels_per_second"],
             )
-        _write_results(out, outputs, per_image)
-        write_json(metrics_path, summary)
+        if hr_dir is not None:  # metrics.json is part of the output folder
+            _write_results(out, outputs, per_image, summary)
+        else:
+            _write_results(out, outputs, per_image, None)
+            write_json(metrics_path, summary)
         for set_name, images in outputs.items():
             mlflow.log_artifact(str(out / set_name / "per_image.json"), artifact_path=set_name)
             for name in list(images)[:SAMPLE_IMAGES]:

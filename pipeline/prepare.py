@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ensure_writable, workspace_lock
-from pipeline.tracking import mlflow_run
+from pipeline.tracking import mlflow_run, output_places
 from srbench.data import check_raw
 from srbench.data import prepare as prepare_data
 from srbench.degradation import ROUNDINGS
@@ -44,7 +44,7 @@ def prepare(
     workers = params.integer("prepare.workers", minimum=1)
     rounding = params.choice("prepare.bicubic_rounding", ROUNDINGS)
     dataset = _dataset_name(raw)
-    ensure_writable(out.parent)
+    ensure_writable(out.parent, *output_places())
     with workspace_lock("prepare"):
         check_raw(raw, scale, patch_size, stride)  # from the image headers, before the MLflow run: a bad image starts no run
         with mlflow_run("prepare", params.section("prepare")) as mlflow:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_text
-from pipeline.tracking import TRACKING_DIR, mlflow_run
+from pipeline.tracking import mlflow_run, output_places
 from srbench.data import read_meta
 from srbench.files import staged_folder
 from srbench.models import GAN_MODELS, MODELS
@@ -50,7 +50,7 @@ def report(
     trained = {model: _read_json(Path(f"metrics/train/{model}.json")) for model in models[1:]}
     per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json")) for model in models}
     set_names = [key for key in evaluated["bicubic"] if isinstance(evaluated["bicubic"][key], dict)]
-    ensure_writable(out.parent, TRACKING_DIR)
+    ensure_writable(out.parent, *output_places())
     from srbench.reporting import comparison_figure, markdown_table, training_curves_figure  # matplotlib: only report needs it
 
     with workspace_lock("report"), mlflow_run("report", params.section("report")) as mlflow:

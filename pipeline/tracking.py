@@ -27,7 +27,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.common import Terminated
+from pipeline.common import Terminated, terminating
 
 logger = logging.getLogger("srbench")
 
@@ -66,6 +66,15 @@ def tracking_uri(root: Path | None = None) -> str:
     """The SQLite store in ``root`` (an ``mlruns`` folder; default: this workspace's)."""
     root = workspace() / TRACKING_DIR if root is None else root
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def output_places() -> list[Path]:
+    """The folders runs write into, for a stage to check before its work: the workspace's store
+    and artifacts, or none when ``MLFLOW_TRACKING_URI`` sends the runs elsewhere."""
+    if os.environ.get(URI_VARIABLE):
+        return []
+    root = workspace() / TRACKING_DIR
+    return [root, root / ARTIFACTS]
 
 
 def artifact_root(root: Path) -> str:
@@ -235,8 +244,8 @@ def _close_abandoned_runs(client: Any, experiment_id: str) -> None:
 def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> Iterator[Any]:
     """Start an MLflow run in the ``srbench`` experiment, tagged with the stage, model, git
     commit, DVC experiment and process, and yield the ``mlflow`` module to log with. SIGTERM
-    (:class:`Terminated`) or Ctrl-C inside marks the run KILLED, another exception FAILED; both
-    propagate. Runs of this host left RUNNING by a process that has ended are marked KILLED first."""
+    (:class:`Terminated`, or any error once the process was sent SIGTERM) or Ctrl-C inside marks
+    the run KILLED, another exception FAILED; both propagate. Runs of this host left RUNNING by a process that has ended are marked KILLED first."""
     import mlflow  # imported here so that `srbench --help` and param errors stay fast
     from mlflow.entities import RunStatus
 
@@ -255,6 +264,7 @@ def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> 
         try:
             mlflow.log_params(_flatten(params))
             yield mlflow
-        except (Terminated, KeyboardInterrupt):
-            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))  # start_run's exit then leaves it
+        except BaseException as error:
+            if isinstance(error, (Terminated, KeyboardInterrupt)) or terminating():  # e.g. a collective whose peer was stopped first
+                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))  # start_run's exit then leaves it
             raise

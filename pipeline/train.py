@@ -17,11 +17,11 @@ import typer
 
 import srbench
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json, write_text
-from pipeline.tracking import TRACKING_DIR, mlflow_run
-from srbench.data import load_pairs, read_meta
+from pipeline.tracking import mlflow_run, output_places
+from srbench.data import ImagePair, load_pairs, read_meta
 from srbench.distributed import World
 from srbench.errors import SrbenchError
-from srbench.files import atomic_path, file_digest, tree_digest
+from srbench.files import atomic_path, file_digest, naming, tree_digest
 from srbench.inference import describe_machine, model_upscaler, pick_device
 from srbench.losses import VGGContentLoss
 from srbench.models import GAN_MODELS, MODELS, check_arch, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
@@ -45,7 +45,8 @@ from srbench.train import (
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
 #: Where a training run writes: checked before it starts, so that a read-only place or a full disk
 #: is found before the training rather than after it.
-OUTPUT_FOLDERS = (Path("models"), Path("metrics/train"), Path("plots/train"), Path("checkpoints"), TRACKING_DIR)
+OUTPUT_FOLDERS = (Path("models"), Path("metrics/train"), Path("plots/train"), Path("checkpoints"))
+CHECKPOINT = "checkpoints/{model}.pt"
 CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 
 
@@ -97,7 +98,7 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         "channels_last": params.choice("train.channels_last", (True, False)),
         "compile": params.choice("train.compile", (True, False)),
         "nproc": params.integer("train.nproc", minimum=1),
-        "seed": params.integer("train.seed", minimum=0),
+        "seed": params.integer("train.seed", minimum=0, maximum=2**32 - 1),
         "log_every": params.integer("train.log_every", minimum=1),
         "validate_every": params.integer("train.validate_every", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
@@ -203,17 +204,20 @@ def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, wo
     )
 
 
-#: Settings that change how a run goes but not what it learns: a checkpoint resumes across them.
+#: Settings that change how a run goes but not what it learns: a checkpoint resumes across them
+#: (a resumed run on another device or number of processes is another machine's arithmetic, as
+#: the README's reproducibility section says, not another recipe).
 RUN_ONLY_SETTINGS = ("device", "nproc", "deterministic", "channels_last", "compile", "log_every", "validate_every", "checkpoint_every")
 #: The code that shapes a trained model (the train stages' code deps in dvc.yaml).
-TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "models")
+TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degradation.py", "models")
 LOCK_HELD = "SRBENCH_TRAIN_LOCK_HELD"  # set by the launcher for the torchrun processes it starts
 
 
 def fingerprint(model: str, settings: dict[str, Any], scale: int, data: Path, init: Path | None) -> dict[str, Any]:
     """What shapes a training run, kept in its checkpoints so that ``--resume`` continues only
     the same run: the model, its learning settings, the prepared data (meta.json, validation
-    pairs, and sampled blocks of the patch stores), the training code and the ``--init`` weights."""
+    pairs, and sampled blocks of the patch stores), the training code, PyTorch's version and the
+    ``--init`` weights (which also fix srgan's architecture)."""
     package = Path(srbench.__file__).parent
     code = [package / name for name in TRAINING_CODE if (package / name).is_file()]
     code += [path for name in TRAINING_CODE if (package / name).is_dir() for path in (package / name).glob("*.py")]
@@ -224,6 +228,7 @@ def fingerprint(model: str, settings: dict[str, Any], scale: int, data: Path, in
         "settings": {key: value for key, value in settings.items() if key not in RUN_ONLY_SETTINGS},
         "data": tree_digest([data / "meta.json", *(data / "valid").rglob("*.png")], data) + tree_digest(stores, data, sample_blocks=64)[:16],
         "code": tree_digest([*code, Path(__file__)], package.parents[1]),
+        "torch": str(torch.__version__),  # a TorchVersion object would not load weights-only
         "init": None if init is None else file_digest(init),
     }
 
@@ -234,7 +239,7 @@ def _lock(model: str, world: World) -> contextlib.AbstractContextManager:
     name = f"train-{model}"
     if not world.main or os.environ.get(LOCK_HELD) == name:
         return contextlib.nullcontext()
-    return workspace_lock(name)
+    return workspace_lock(name, f"srbench train {model}")
 
 
 def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
@@ -243,13 +248,19 @@ def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
     end their MLflow run and exit."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *arguments]
     logger.info("train.nproc = %d: %s", nproc, " ".join(command))
-    with workspace_lock(f"train-{model}"):
-        process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: f"train-{model}"})
+    with workspace_lock(f"train-{model}", f"srbench train {model}") as lock:
+        # torchrun inherits the locked file, so the lock holds as long as it runs, even if this
+        # launcher is killed
+        process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: f"train-{model}"}, pass_fds=(lock.fileno(),))
         try:
             returncode = process.wait()
         except BaseException:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             raise
     raise typer.Exit(returncode)
 
@@ -280,7 +291,11 @@ def train(
         raise ParamError(f"{params.path}: train.nproc = {settings['nproc']}: this machine has {torch.cuda.device_count()} GPU(s)")
     if init is not None and not init.is_file():
         raise ParamError(f"--init {init}: file not found (train srresnet first)")
-    ensure_writable(*OUTPUT_FOLDERS)
+    ensure_writable(*OUTPUT_FOLDERS, *output_places())
+    run_fingerprint = fingerprint(model, settings, scale, data, init)
+    checkpoint = Path(CHECKPOINT.format(model=model))
+    if resume and world.main and checkpoint.is_file():
+        read_checkpoint(checkpoint, run_fingerprint)  # another run's checkpoint: one line, before anything starts
     if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
         arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
         arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
@@ -289,13 +304,21 @@ def train(
     with _lock(model, world):
         world.start(device)
         try:
-            _train(model, settings, scale, data, init, resume, device, world)
+            _train(model, settings, scale, data, init, resume, device, world, run_fingerprint)
         finally:
             world.stop()
 
 
 def _train(
-    model: str, settings: dict[str, Any], scale: int, data: Path, init: Path | None, resume: bool, device: torch.device, world: World
+    model: str,
+    settings: dict[str, Any],
+    scale: int,
+    data: Path,
+    init: Path | None,
+    resume: bool,
+    device: torch.device,
+    world: World,
+    run_fingerprint: dict[str, Any],
 ) -> None:
     """One process's training; rank 0 also logs the MLflow run and writes every output."""
     use_deterministic_kernels(settings["deterministic"])
@@ -313,10 +336,7 @@ def _train(
         validate_every=settings["validate_every"],
         checkpoint_every=settings["checkpoint_every"],
     )
-    checkpoint = Path(f"checkpoints/{model}.pt")
-    run_fingerprint = fingerprint(model, settings, scale, data, init)
-    if resume and checkpoint.is_file():  # a checkpoint of another run is refused before anything starts
-        read_checkpoint(checkpoint, run_fingerprint)
+    checkpoint = Path(CHECKPOINT.format(model=model))
     if not world.main:
         fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world, fingerprint=run_fingerprint)
         return
@@ -347,20 +367,44 @@ def _train(
         if model in GAN_MODELS:
             summary["content_loss"] = describe_content_loss(settings)
         mlflow.log_metrics({"training_seconds": training_seconds, **final})
-        upscale = model_upscaler(network, device)
-        for pair in valid_pairs[:SAMPLE_IMAGES]:
-            mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
+        _write_outputs(mlflow, model, network, scale, settings["arch"], summary, _history_csv(history), valid_pairs[:SAMPLE_IMAGES], device)
+        checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
+        logger.info("%s: %d steps in %.1fs, validation psnr_y %.3f dB", model, summary["steps"], training_seconds, summary["val_psnr_y"])
 
-        curves = _history_csv(history)
-        mlflow.log_text(curves, f"{model}.csv")
-        with contextlib.ExitStack() as outputs:  # each written beside its place, all renamed once every one is written
-            staged = [outputs.enter_context(atomic_path(path)) for path in (Path(f"models/{model}.pt"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))]
-            save_model(staged[0], network, model, scale, settings["arch"])
-            write_json(staged[1], summary)
-            write_text(staged[2], curves)
+
+def _write_outputs(
+    mlflow: Any,
+    model: str,
+    network: torch.nn.Module,
+    scale: int,
+    arch: dict[str, Any],
+    summary: dict[str, Any],
+    curves: str,
+    samples: list[ImagePair],
+    device: torch.device,
+) -> None:
+    """models/MODEL.pt, metrics/train/MODEL.json and plots/train/MODEL.csv, each written beside
+    its place and all renamed together once every one is written and the MLflow run holds the
+    samples, curves and model; SIGTERM and Ctrl-C wait until the renames are done."""
+    places = (Path(f"models/{model}.pt"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    try:
+        with contextlib.ExitStack() as stack:
+            weights, metrics, plots = (stack.enter_context(atomic_path(place)) for place in places)
+            upscale = model_upscaler(network, device)
+            for pair in samples:
+                mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
+            mlflow.log_text(curves, f"{model}.csv")
+            with naming(places[0]):
+                save_model(weights, network, model, scale, arch)
+            with naming(places[1]):
+                write_json(metrics, summary)
+            with naming(places[2]):
+                write_text(plots, curves)
             mlflow.pytorch.log_model(
                 network.cpu().eval(), name="model", serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             )
-        checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
-        logger.info("%s: %d steps in %.1fs, validation psnr_y %.3f dB", model, summary["steps"], training_seconds, final["psnr_y"])
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # leaving the block renames all three
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)

@@ -3,7 +3,8 @@
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,24 @@ def mlflow_tracking_uri_stays_in_its_test() -> Iterator[None]:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+@pytest.fixture
+def srbench_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str]]:
+    """``srbench_here(*args)`` runs the `srbench` entry point in this process (a subprocess takes
+    seconds to import torch) and returns its exit status and stderr."""
+    from pipeline import cli
+
+    monkeypatch.setattr(cli, "setup_logging", lambda: None)
+    monkeypatch.setattr(cli, "stop_on_sigterm", lambda: None)
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["srbench", *args])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        return exited.value.code, capsys.readouterr().err
+
+    return run
 
 
 @pytest.fixture(scope="session")

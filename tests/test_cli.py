@@ -74,11 +74,20 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         ("data.valid_images", ["lena"], ["download"], ["data.valid_images", "'lena'", "astronaut"]),
         ("data.valid_images", "chelsea", ["download"], ["data.valid_images = 'chelsea'", "a list of image names"]),
         ("vdsr.optimizer.lr", 0, ["check", "vdsr"], ["vdsr.optimizer.lr = 0", "positive"]),
+        # issue 9: each of these was a traceback
+        ("prepare.scale", 2.0, ["prepare"], ["prepare.scale = 2.0", "2, 3, 4"]),
+        ("train.seed", -1, ["train", "srcnn"], ["train.seed = -1", ">= 0"]),
+        ("srcnn.arch.n1", 0, ["train", "srcnn"], ["srcnn.arch.n1 = 0"]),
+        ("vdsr.arch.depth", -2, ["train", "vdsr"], ["vdsr.arch.depth = -2"]),
     ],
 )
-def test_bad_params_fail_before_any_work(workdir: Path, key: str, value, command: list[str], fragments: list[str]) -> None:
+def test_bad_params_fail_before_any_work(
+    workdir: Path, key: str, value, command: list[str], fragments: list[str], srbench_here, monkeypatch: pytest.MonkeyPatch
+) -> None:
     set_param(workdir, key, value)
-    assert_one_line_error(srbench(*command, cwd=workdir), "params.yaml", *fragments)
+    monkeypatch.chdir(workdir)
+    status, stderr = srbench_here(*command)
+    assert_one_line_error(subprocess.CompletedProcess(command, status, "", stderr), "params.yaml", *fragments)
     assert not (workdir / "mlruns").exists()  # no MLflow run was even started
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import chdir
 from pathlib import Path
 
 import mlflow
@@ -17,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from pipeline.common import WorkspaceBusy, workspace_lock
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from srbench.distributed import World
 
@@ -76,13 +78,17 @@ def test_two_processes_play_the_adversarial_game(prepared_x2: Path, tmp_path: Pa
 
 
 def test_a_run_of_two_processes_stopped_by_sigterm_resumes_in_one(prepared_x2: Path, tmp_path: Path) -> None:
-    """SIGTERM to `srbench train` reaches the torchrun processes (rank 0 ends its MLflow run
-    KILLED); the checkpoint they left resumes in one process."""
+    """The launcher holds the model's lock for torchrun's processes; SIGTERM to `srbench train`
+    reaches them (rank 0 ends its MLflow run KILLED); the checkpoint they left resumes in one
+    process."""
     tiny_params(tmp_path, "srcnn", steps=400, nproc=2, log_every=2, checkpoint_every=2)
     command = [SRBENCH, "train", "srcnn", "--data", str(prepared_x2)]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    while not (tmp_path / "checkpoints/srcnn.pt").exists() and process.poll() is None:
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "checkpoints/srcnn.pt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    with pytest.raises(WorkspaceBusy, match=r"srbench train srcnn \(pid \d+\) is already running"), chdir(tmp_path), workspace_lock("train-srcnn"):
+        pass  # the launcher's lock, held for torchrun's processes
     process.send_signal(signal.SIGTERM)
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode != 0 and "srbench: stopped by SIGTERM" in stderr, stderr[-3000:]

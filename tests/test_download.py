@@ -890,10 +890,18 @@ def test_full_cache_disk_is_one_line_naming_the_file(
     )
     result = run_stage(workspace, params)
     line = one_line_error(result)
-    assert result.returncode == 1
-    assert line == f"srbench: error: {cache_dir / 'benchmark.tar.part'}: No space left on device"
-    assert server.names() == ["benchmark.tar"]  # a full disk is not retried
+    assert result.returncode == 2  # found before any transfer
+    assert line == f"srbench: error: {cache_dir}: cannot write here (No space left on device)"
+    assert server.names() == []
     assert list((workspace / "data").iterdir()) == []
+
+
+def test_a_disk_that_fills_during_a_transfer_names_the_part_file(server: ServerState, full_disk: Path) -> None:
+    archive = make_fake_benchmark(server.root)
+    with pytest.raises(OSError) as error:
+        fetch(f"{server.url}/benchmark.tar", full_disk / "benchmark.tar", archive.checksum)
+    assert error.value.filename == str(full_disk / "benchmark.tar.part") and "No space left on device" in str(error.value)
+    assert server.names() == ["benchmark.tar"]  # a full disk is not retried
 
 
 def test_second_download_in_a_workspace_is_refused(server: ServerState, workspace: Path) -> None:

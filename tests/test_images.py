@@ -3,7 +3,6 @@ upscale` refusing outputs that would collide: each with real files."""
 
 import logging
 import struct
-import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import cli
 from srbench import images
 from srbench.errors import InvalidImageError
 from srbench.images import image_size, open_image, read_image, to_rgb, write_png
@@ -257,17 +255,6 @@ def test_write_png_replaces_atomically(tmp_path: Path, monkeypatch: pytest.Monke
 # --- problem 4: `srbench upscale` refuses outputs that collide, and checks --out, before any work
 
 
-def srbench(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
-    """Run the `srbench` entry point in this process (a subprocess takes seconds to import torch):
-    the exit status and stderr."""
-    monkeypatch.setattr(cli, "setup_logging", lambda: None)
-    monkeypatch.setattr(cli, "stop_on_sigterm", lambda: None)
-    monkeypatch.setattr(sys, "argv", ["srbench", *args])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    return exited.value.code, capsys.readouterr().err
-
-
 def one_error_line(stderr: str) -> str:
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("srbench: error: "), stderr
@@ -294,30 +281,30 @@ BICUBIC = ("upscale", "--model", "bicubic", "--scale", "2")
         (["a.png", "sub/A.png"], "a.png and sub/A.png would both be written to out/A.png"),
     ],
 )
-def test_upscale_refuses_colliding_outputs(photos: Path, monkeypatch, capsys, inputs: list[str], fragment: str) -> None:
+def test_upscale_refuses_colliding_outputs(photos: Path, srbench_here, inputs: list[str], fragment: str) -> None:
     (photos / "sub").mkdir()
     write_png(photos / "sub" / "A.png", np.zeros((6, 8, 3), np.uint8))
-    status, stderr = srbench(monkeypatch, capsys, *BICUBIC, *inputs, "--out", "out")
+    status, stderr = srbench_here(*BICUBIC, *inputs, "--out", "out")
     assert status == 2
     assert fragment in one_error_line(stderr)
     assert not (photos / "out").exists()  # nothing made, not even the folder
 
 
-def test_upscale_refuses_to_replace_its_input(photos: Path, monkeypatch, capsys) -> None:
+def test_upscale_refuses_to_replace_its_input(photos: Path, srbench_here) -> None:
     before = (photos / "a.png").read_bytes()
-    status, stderr = srbench(monkeypatch, capsys, *BICUBIC, "b.png", "a.png", "--out", ".")
+    status, stderr = srbench_here(*BICUBIC, "b.png", "a.png", "--out", ".")
     assert status == 2 and "b.png: the result would replace this input" in one_error_line(stderr)
     assert (photos / "a.png").read_bytes() == before
 
 
-def test_upscale_checks_out_is_writable_before_any_work(photos: Path, monkeypatch, capsys) -> None:
+def test_upscale_checks_out_is_writable_before_any_work(photos: Path, srbench_here) -> None:
     (photos / "blocker").write_text("a file where --out needs a folder")
-    status, stderr = srbench(monkeypatch, capsys, *BICUBIC, "a.png", "--out", "blocker/out")
+    status, stderr = srbench_here(*BICUBIC, "a.png", "--out", "blocker/out")
     assert status == 2 and "blocker/out: cannot write here" in one_error_line(stderr)
 
 
-def test_upscale_writes_each_result_once_and_atomically(photos: Path, monkeypatch, capsys) -> None:
-    status, stderr = srbench(monkeypatch, capsys, *BICUBIC, "a.jpg", "b.png", "--out", "out")
+def test_upscale_writes_each_result_once_and_atomically(photos: Path, srbench_here) -> None:
+    status, stderr = srbench_here(*BICUBIC, "a.jpg", "b.png", "--out", "out")
     assert status == 0, stderr
     assert sorted(p.name for p in (photos / "out").iterdir()) == ["a.png", "b.png"]  # no temporary files
     assert read_image(photos / "out" / "a.png").shape == (12, 16, 3)

@@ -186,6 +186,15 @@ def test_a_small_file_declaring_a_huge_architecture_is_refused_before_allocating
     torch.save({"name": "vdsr", "scale": 2, "arch": {"depth": 100_000, "num_filters": 1}, "state_dict": state}, path)
     with pytest.raises(SrbenchError, match=r"vdsr.arch.depth = 100000: more layers than the file's 4 tensors"):
         load_model(path)
+    # Tensors expanded from one stored value have the huge shapes and a tiny file (3 KB for 2 GB).
+    huge = {"n1": 20_000, "n2": 20_000, "f1": 3, "f2": 1, "f3": 3}
+    with torch.device("meta"):
+        shapes = {key: value.shape for key, value in build_model("srcnn", 2, huge).state_dict().items()}
+    expanded = {key: torch.zeros(1).expand(*shape) for key, shape in shapes.items()}
+    torch.save({"name": "srcnn", "scale": 2, "arch": huge, "state_dict": expanded}, path)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(SrbenchError, match=r"patch_extraction.weight: 540000 values declared, 4 bytes stored"):
+        load_model(path)
 
 
 class Custom:

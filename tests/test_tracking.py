@@ -96,13 +96,13 @@ def test_interruption_marks_the_run_killed(workspace: Path, interruption: BaseEx
 
 
 STAGE_SCRIPT = """
-import sys, time
+import signal
 from pipeline.common import stop_on_sigterm
 from pipeline.tracking import mlflow_run
 stop_on_sigterm()
 with mlflow_run("train", {}, model="srcnn"):
     print("running", flush=True)
-    time.sleep(120)
+    signal.pause()
 """
 
 

@@ -58,9 +58,10 @@ def test_resume_continues_only_its_own_run_and_sigterm_ends_it_killed(prepared_x
 
     # a second training of the model in the same workspace is refused while the first holds it
     monkeypatch.chdir(tmp_path)
-    with workspace_lock("train-srcnn"):
+    with workspace_lock("train-srcnn", "srbench train srcnn"):
         refused = train(tmp_path, prepared_x2)
-    assert "train-srcnn is already running in this workspace (pid" in one_error_line(refused)
+    error = one_error_line(refused)
+    assert f".srbench/locks/train-srcnn.lock: srbench train srcnn (pid {os.getpid()}) is already running in this workspace" in error
     assert not (tmp_path / "checkpoints/srcnn.pt").exists()
 
     # SIGTERM mid-run: exit 143, the MLflow run KILLED, no model, no temporary file

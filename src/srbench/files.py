@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +50,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Leftovers of writers of ``path`` that were killed are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # created by the writer, with the usual permissions
+    tmp = _sibling(path, "tmp")  # created by the writer, with the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
@@ -60,14 +59,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def _sibling(path: Path, kind: str) -> Path:
+    """A new name beside ``path`` for this process: ``.NAME.PID.TOKEN.KIND``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
 def make_staging_folder(path: Path) -> Path:
-    """A new, uniquely named folder beside ``path``, with the permissions a plain ``mkdir`` gives
-    (``mkdtemp`` alone makes it private to its owner)."""
+    """A new folder beside ``path``, named for this process, with the permissions of a plain mkdir."""
     remove_leftovers(path)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".staging"))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
+    staging = _sibling(path, "staging")
+    staging.mkdir()
     return staging
 
 
@@ -83,7 +84,8 @@ def staged_folder(path: Path) -> Iterator[Path]:
         if not path.exists():
             os.replace(staging, path)
             return
-        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".old"))
+        old = _sibling(path, "old")
+        old.mkdir()
         try:
             os.replace(path, old / path.name)
             try:
@@ -98,17 +100,23 @@ def staged_folder(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes(path: Path, data: bytes) -> None:
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Re-raise a system error inside (a full disk, a refused write) as one naming ``path``, not
+    the temporary file beside it that was being written."""
+    try:
+        yield
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` atomically. A full disk or a refused write raises ``OSError``
     naming the file."""
-    try:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-    except OSError as error:  # name the target, not the temporary file
-        raise OSError(error.errno, error.strerror, str(path)) from error
+    with naming(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def write_text(path: Path, text: str) -> None:
@@ -124,16 +132,17 @@ def save_torch(obj: Any, path: Path) -> None:
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getbuffer())
 
 
 def file_digest(path: Path, sample_blocks: int | None = None, block_size: int = 1 << 16) -> str:
-    """sha256 of a file, or with ``sample_blocks`` of its size and that many evenly spaced blocks:
-    cheap for a patch store of many GB, and still different for any other store."""
+    """sha256 of a file, or with ``sample_blocks`` (at least 2) of its size and that many evenly
+    spaced blocks: cheap for a patch store of many GB, and different for another store unless
+    that store differs only between the blocks read."""
     digest = hashlib.sha256()
     size = path.stat().st_size
     with open(path, "rb") as file:
-        if sample_blocks is None or size <= sample_blocks * block_size:
+        if sample_blocks is None or sample_blocks < 2 or size <= sample_blocks * block_size:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
         else:

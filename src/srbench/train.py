@@ -349,8 +349,10 @@ def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device |
         raise CheckpointMismatch(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]}); {start_over}") from error
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointMismatch(f"{path}: not a srbench checkpoint; {start_over}")
+    if fingerprint is not None and state.get("fingerprint") is None:
+        raise CheckpointMismatch(f"{path}: saved by an srbench whose checkpoints carry no fingerprint of their run; {start_over}")
     if fingerprint is not None:
-        differences = _differences(state.get("fingerprint"), fingerprint)
+        differences = _differences(state["fingerprint"], fingerprint)
         if differences:
             raise CheckpointMismatch(f"{path}: made by another run ({'; '.join(differences)}); {start_over}")
     return state

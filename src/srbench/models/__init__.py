@@ -179,6 +179,8 @@ def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str |
             return f"{key}: missing" if value is None else f"{key}: not a tensor"
         if value.shape != tensor.shape:
             return f"{key}: shape {tuple(value.shape)}, the architecture's is {tuple(tensor.shape)}"
+        if value.untyped_storage().nbytes() < value.numel() * value.element_size():  # e.g. torch.zeros(1).expand(huge)
+            return f"{key}: {value.numel()} values declared, {value.untyped_storage().nbytes()} bytes stored"
     extra = next((key for key in found if key not in expected), None)
     return None if extra is None else f"{extra}: not in the architecture"
 
