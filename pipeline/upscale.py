@@ -24,12 +24,12 @@ def upscale(
         raise ParamError(f"--scale {scale}: bicubic needs --scale 2, 3 or 4")
     if model != "bicubic" and model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")
-    ensure_writable(out)
     if model == "bicubic":
         run = bicubic_upscaler(scale)
     else:
         network, meta = load_model(weights or Path(f"models/{model}.pt"), pick_device(device))
         scale, run = meta["scale"], model_upscaler(network, next(network.parameters()).device)
+    ensure_writable(out)  # after the weights load: a missing model leaves no empty --out behind
     images = [read_image(path) for path in inputs]  # every input is readable before any work
     for index, (path, image, target) in enumerate(zip(inputs, images, targets), start=1):
         sr = run(image)

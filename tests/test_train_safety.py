@@ -102,15 +102,19 @@ def test_a_diverging_run_fails_and_keeps_the_previous_model(prepared_x2: Path, t
     assert not (tmp_path / "metrics/train/srcnn.json").exists()
 
 
-@pytest.mark.parametrize("place, problem", [("models", "Read-only file system"), ("checkpoints", "No space left on device")])
+@pytest.mark.parametrize(
+    "place, problem",
+    [("models", "Read-only file system"), ("mlruns/artifacts", "Read-only file system"), ("checkpoints", "No space left on device")],
+)
 def test_an_unwritable_output_place_is_found_before_training(
     prepared_x2: Path, tmp_path: Path, place: str, problem: str, request: pytest.FixtureRequest
 ) -> None:
     target = request.getfixturevalue("read_only_dir" if problem.startswith("Read-only") else "full_disk")
     workdir = tmp_path / "workspace"
-    workdir.mkdir()
+    (workdir / place).parent.mkdir(parents=True)
     write_params(workdir, steps=20)
     os.symlink(target, workdir / place)
     result = train(workdir, prepared_x2)
-    assert f"srbench: error: {place}: cannot write here ({problem})" == one_error_line(result)
+    error = one_error_line(result)
+    assert error.startswith("srbench: error: ") and error.endswith(f"{place}: cannot write here ({problem})")
     assert "step 2/20" not in result.stderr and not (workdir / "mlruns" / "mlflow.db").exists()
