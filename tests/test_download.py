@@ -906,7 +906,7 @@ def test_a_disk_that_fills_during_a_transfer_names_the_part_file(server: ServerS
 
 def test_second_download_in_a_workspace_is_refused(server: ServerState, workspace: Path) -> None:
     params = stage_params(workspace, benchmark_sets=["Set5"], benchmark_mirror=server.url)
-    with workspace_lock("download"), pytest.raises(WorkspaceBusy, match="download is already running"):
+    with workspace_lock("download"), pytest.raises(WorkspaceBusy, match=r"download \(pid \d+\) is already running"):
         download_stage(params, Path("data/raw"))
     assert server.requests == []
     assert not (workspace / "data" / "raw").exists()
