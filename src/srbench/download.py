@@ -53,7 +53,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
-from srbench.files import staged_folder
+from srbench.files import naming, staged_folder
 from srbench.images import list_images, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -201,21 +201,9 @@ class _OutOfTime(Exception):
     """A download ran past its deadline; it is not retried."""
 
 
-@contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give a system error raised without a file name (a failed write: disk full, I/O error)
-    ``path``'s name, so that it reads as one line naming the file."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename is not None or exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-
-
 def _hash_file(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm, usedforsecurity=False)  # an integrity check, not security
-    with _naming(path), path.open("rb") as handle:
+    with naming(path), path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -330,7 +318,7 @@ def _transfer(url: str, part: Path, timeout: float, watch: _Watch) -> bool:
             total = done + int(length)
         progress = _Progress(url, total)
         watch.begin(done)
-        with _naming(part), part.open(mode) as handle:
+        with naming(part), part.open(mode) as handle:
             while chunk := _read(response):
                 handle.write(chunk)
                 done += len(chunk)
@@ -485,7 +473,7 @@ def _reading(archive: Path) -> Iterator[None]:
 
 def _write_member(reader: IO[bytes], dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with reader, _naming(dest), dest.open("wb") as writer:
+    with reader, naming(dest), dest.open("wb") as writer:
         while chunk := reader.read(_CHUNK):
             writer.write(chunk)
 

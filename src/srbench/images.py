@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from srbench.errors import InvalidImageError, SrbenchError
-from srbench.files import atomic_path
+from srbench.files import atomic_path, naming
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +130,8 @@ def read_image(path: Path) -> np.ndarray:
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write an H×W×3 uint8 array as PNG, atomically (a unique temporary file renamed over
     ``path``), making the folder if needed."""
-    try:
-        with atomic_path(path) as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
-    except OSError as error:
-        if error.errno is None:
-            raise
-        raise OSError(error.errno, error.strerror, str(path)) from error  # the target, not the temporary file
+    with naming(path), atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def list_images(folder: Path) -> list[Path]:
