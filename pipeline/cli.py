@@ -1,5 +1,6 @@
 """The `srbench` command: one subcommand per pipeline stage, plus `upscale`."""
 
+import importlib.metadata
 import sys
 
 import typer
@@ -20,9 +21,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: models/MODEL.pt]" is shown, not eaten as markup
 )
 for command in (download, prepare, train, evaluate, report, upscale, profile, check):
     app.command()(command)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"srbench {importlib.metadata.version('srbench')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """srbench: a reproducible super-resolution benchmark (SRCNN, VDSR, SRGAN) with DVC and MLflow."""
 
 
 def main() -> None:

@@ -173,3 +173,10 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     result = srbench("upscale", "--model", "vdsr", "--weights", "vdsr.pt", "photos/one.png", "--out", "up", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert read_image(workdir / "up" / "one.png").shape == (99, 120, 3)
+
+
+def test_version_and_plain_help_text(tmp_path: Path) -> None:
+    version = srbench("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout == "srbench 0.1.0\n"
+    help_text = srbench("upscale", "--help", cwd=tmp_path)
+    assert help_text.returncode == 0 and "[default: models/MODEL.pt]" in help_text.stdout  # not eaten as markup
