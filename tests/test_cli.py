@@ -97,7 +97,19 @@ def test_srgan_needs_the_srresnet_it_starts_from(workdir: Path) -> None:
 
 
 def test_the_default_params_are_the_quick_profile() -> None:
-    assert (REPO / "params.yaml").read_text() == (REPO / "profiles" / "quick.yaml").read_text()
+    """Values, not text: `dvc exp run -S` rewrites params.yaml's formatting."""
+    assert yaml.safe_load((REPO / "params.yaml").read_text()) == yaml.safe_load((REPO / "profiles" / "quick.yaml").read_text())
+
+
+def test_a_reformatted_profile_is_still_that_profile(workdir: Path, srbench_here, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `dvc exp run -S` rewrote params.yaml (same values, no comments), switching profiles
+    needed --force."""
+    shutil.copytree(REPO / "profiles", workdir / "profiles")
+    (workdir / "params.yaml").write_text(yaml.safe_dump(yaml.safe_load((REPO / "profiles" / "quick.yaml").read_text()), sort_keys=True))
+    monkeypatch.chdir(workdir)
+    status, stderr = srbench_here("profile", "paper")
+    assert status == 0, stderr
+    assert (workdir / "params.yaml").read_text() == (REPO / "profiles" / "paper.yaml").read_text()
 
 
 def test_profile_switches_params_and_protects_local_edits(workdir: Path) -> None:
