@@ -46,10 +46,11 @@ def prepare(
     dataset = _dataset_name(raw)
     ensure_writable(out.parent, *output_places())
     with workspace_lock("prepare"):
-        check_raw(raw, scale, patch_size, stride)  # from the image headers, before the MLflow run: a bad image starts no run
+        checked = check_raw(raw, scale, patch_size, stride)  # from the image headers, before the MLflow run: a bad image starts no run
         with mlflow_run("prepare", params.section("prepare")) as mlflow:
             meta = prepare_data(
-                raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers, dataset=dataset, rounding=rounding
+                raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers, dataset=dataset, rounding=rounding,
+                checked=checked,
             )
             mlflow.log_metrics({"train_patches": meta["train_patches"], "valid_images": len(meta["valid_images"])})
             mlflow.set_tags({"lr_source": meta["lr_source"], "dataset": dataset})

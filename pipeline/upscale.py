@@ -9,7 +9,7 @@ import typer
 from pipeline.common import ParamError, ensure_writable, logger
 from srbench.images import image_size, list_images, read_image, write_png
 from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
-from srbench.models import MODELS, load_model
+from srbench.models import MODELS, SCALES, load_model
 from srbench.tiling import TILE, log_progress, tiled_upscaler
 
 
@@ -27,7 +27,7 @@ def upscale(
     result equals one pass over the whole image."""
     paths = _expand(inputs)
     targets = _targets(paths, out)
-    if model == "bicubic" and scale not in (2, 3, 4):
+    if model == "bicubic" and scale not in SCALES:
         raise ParamError(f"--scale {scale}: bicubic needs --scale 2, 3 or 4")
     if model != "bicubic" and model not in MODELS:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")

@@ -188,6 +188,7 @@ def prepare(
     workers: int,
     dataset: str = "unnamed",
     rounding: Rounding = "per_pass",
+    checked: RawData | None = None,
 ) -> dict:
     """Cut training patches and write validation and benchmark pairs from a raw data directory;
     returns the metadata.
@@ -196,11 +197,12 @@ def prepare(
     ``{train,valid}/LR_bicubic/X<scale>/`` and benchmark sets in ``benchmark/<set>/HR`` (with
     ``benchmark/<set>/LR_bicubic/X<scale>``). ``dataset`` names the data in the metadata;
     ``rounding`` is how LR images made here (where no official ones exist) are rounded.
-    The images are checked first (:func:`check_raw`). Everything is written to a fresh folder
+    The images are checked first (:func:`check_raw`; pass its result as ``checked`` to skip
+    reading the headers again). Everything is written to a fresh folder
     beside ``out_dir``, which takes its place at the end and is removed on any failure, so that a
     failed run leaves ``out_dir`` as it was.
     """
-    raw = check_raw(raw_dir, scale, patch_size, stride)
+    raw = checked or check_raw(raw_dir, scale, patch_size, stride)
     count = sum(raw.patch_counts)
     started = time.perf_counter()
     with staged_folder(out_dir) as staging, _mapper(workers) as imap:

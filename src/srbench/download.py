@@ -27,7 +27,6 @@ source would give the same bytes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import logging
 import lzma
@@ -53,7 +52,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
-from srbench.files import naming, staged_folder
+from srbench.files import file_digest, naming, staged_folder
 from srbench.images import list_images, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -201,14 +200,6 @@ class _OutOfTime(Exception):
     """A download ran past its deadline; it is not retried."""
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm, usedforsecurity=False)  # an integrity check, not security
-    with naming(path), path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
@@ -349,7 +340,7 @@ def fetch(
     algorithm = _algorithm(checksum, dest.name)
     expected = checksum.lower()
     if dest.exists():
-        if _hash_file(dest, algorithm) == expected:
+        if file_digest(dest, algorithm=algorithm) == expected:
             logger.info("%s: cached", dest)
             return dest
         logger.warning("%s: checksum does not match, downloading it again", dest)
@@ -367,7 +358,7 @@ def fetch(
             watch.check_deadline(part.stat().st_size if part.exists() else 0)
             if _transfer(url, part, limits.timeout, watch):
                 break
-            actual = _hash_file(part, algorithm)
+            actual = file_digest(part, algorithm=algorithm)
             if actual == expected:
                 break
             raise _Interrupted(
@@ -390,7 +381,7 @@ def fetch(
         raise DownloadError(
             f"{url}: size mismatch: expected {size} bytes, got {actual_size} (file deleted)"
         )
-    actual = actual or _hash_file(part, algorithm)
+    actual = actual or file_digest(part, algorithm=algorithm)
     if actual != expected:
         part.unlink()
         raise DownloadError(

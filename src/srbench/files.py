@@ -135,13 +135,14 @@ def save_torch(obj: Any, path: Path) -> None:
     write_bytes(path, buffer.getbuffer())
 
 
-def file_digest(path: Path, sample_blocks: int | None = None, block_size: int = 1 << 16) -> str:
-    """sha256 of a file, or with ``sample_blocks`` (at least 2) of its size and that many evenly
-    spaced blocks: cheap for a patch store of many GB, and different for another store unless
-    that store differs only between the blocks read."""
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    with open(path, "rb") as file:
+def file_digest(path: Path, sample_blocks: int | None = None, block_size: int = 1 << 16, algorithm: str = "sha256") -> str:
+    """The hex digest (``algorithm``: sha256, md5, ...) of a file, or with ``sample_blocks`` (at
+    least 2) of its size and that many evenly spaced blocks: cheap for a patch store of many GB,
+    and different for another store unless that store differs only between the blocks read. A
+    failed read names the file."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)  # integrity and identity, not security
+    with naming(path), open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
         if sample_blocks is None or sample_blocks < 2 or size <= sample_blocks * block_size:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
