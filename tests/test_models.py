@@ -257,3 +257,12 @@ def test_save_model_on_a_full_disk_names_the_file_and_leaves_nothing(full_disk: 
         save_model(path, model, "srcnn", 2, {})
     assert error.value.errno == errno.ENOSPC and error.value.filename == str(path)
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_the_torch_free_model_names_are_the_model_classes_names():
+    from srbench.names import MODEL_NAMES
+
+    from srbench.names import GAN_MODELS, MODEL_NAMES
+
+    assert tuple(MODELS) == MODEL_NAMES
+    assert set(GAN_MODELS) <= set(MODEL_NAMES)

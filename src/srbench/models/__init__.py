@@ -12,6 +12,7 @@ from torch import nn
 
 from srbench.errors import SrbenchError
 from srbench.files import save_torch
+from srbench.names import GAN_MODELS, SCALES
 from srbench.models.srcnn import SRCNN
 from srbench.models.srgan import Discriminator, SRResNet
 from srbench.models.study import (
@@ -25,9 +26,7 @@ from srbench.models.study import (
 )
 from srbench.models.vdsr import VDSR
 
-#: The trainable models by the name used on the command line and in params.yaml: the papers'
-#: networks and, with ``-seed``, the study's (Dias & Binkowski). ``srresnet`` and ``srgan`` are
-#: the same generator, trained with MSE and then adversarially.
+#: The model classes by the names of :data:`srbench.names.MODEL_NAMES`.
 MODELS: dict[str, type[nn.Module]] = {
     "srcnn": SRCNN,
     "srcnn-seed": SRCNNStudy,
@@ -37,9 +36,6 @@ MODELS: dict[str, type[nn.Module]] = {
     "srgan": SRResNet,
     "srgan-seed": SRGANStudyGenerator,
 }
-
-#: The models trained adversarially.
-GAN_MODELS = ("srgan", "srgan-seed")
 
 __all__ = [
     "MODELS",
@@ -59,10 +55,6 @@ __all__ = [
     "save_model",
     "load_model",
 ]
-
-
-#: The scales every model supports (SRResNet's sub-pixel blocks: one x3 block, or x2 blocks).
-SCALES = (2, 3, 4)
 
 
 @dataclass(frozen=True)
