@@ -260,8 +260,6 @@ def test_save_model_on_a_full_disk_names_the_file_and_leaves_nothing(full_disk: 
 
 
 def test_the_torch_free_model_names_are_the_model_classes_names():
-    from srbench.names import MODEL_NAMES
-
     from srbench.names import GAN_MODELS, MODEL_NAMES
 
     assert tuple(MODELS) == MODEL_NAMES
