@@ -1,23 +1,38 @@
-"""`srbench report`: one comparison table per test set (with the published numbers beside the
-measured ones), crops across models and training curves, in reports/."""
+"""`srbench report`: per test set, a table of means (with the published numbers beside the
+measured ones) and, for the validation images, a table per image; one crop comparison figure per
+validation image and the training curves against time and images seen, in reports/."""
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_text
 from pipeline.tracking import mlflow_run, output_places
-from srbench.data import read_meta
+from srbench.errors import SrbenchError
 from srbench.files import staged_folder
-from srbench.models import GAN_MODELS, MODELS
+from srbench.names import GAN_MODELS, MODEL_NAMES
 from srbench.published import SOURCES, published
 
+CARD_KEYS = ("device", "device_name", "precision")  # of a model card, models/MODEL.json
 
-def _read_json(path: Path) -> dict:
+
+def _read_json(path: Path, stage: str) -> Any:
     if not path.is_file():
-        raise ParamError(f"{path}: not found (run the evaluate and train stages first)")
+        raise SrbenchError(f"{path}: not found (run srbench {stage} first)")
     return json.loads(path.read_text())
+
+
+def _test_sets(path: Path, metrics: dict, expected: list[str] | None) -> list[str]:
+    """The test sets of an evaluation's metrics file, checked: each a mapping of numbers, and the
+    same sets as ``expected`` (bicubic's)."""
+    for key, values in metrics.items():
+        if not isinstance(values, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+            raise SrbenchError(f"{path}: {key} is not a test set of numbers (metrics from an older srbench: evaluate again)")
+    if expected is not None and list(metrics) != expected:
+        raise SrbenchError(f"{path}: test sets {', '.join(metrics)}; bicubic has {', '.join(expected)} (evaluate again)")
+    return list(metrics)
 
 
 def _set_title(set_name: str, meta: dict) -> tuple[str, str]:
@@ -28,30 +43,66 @@ def _set_title(set_name: str, meta: dict) -> tuple[str, str]:
     return heading, "DIV2K" if meta["dataset"] == "DIV2K" else heading
 
 
+def _devices(cards: dict[str, dict]) -> str:
+    """Where the models trained, from their cards: 'cpu (CPU model), fp32: srcnn, vdsr; ...'."""
+    groups: dict[str, list[str]] = {}
+    for model, card in cards.items():
+        groups.setdefault(f"{card['device']} ({card['device_name']}), {card['precision']}", []).append(model)
+    if len(groups) == 1:
+        return f"{next(iter(groups))} (every model)"
+    return "; ".join(f"{where}: {', '.join(models)}" for where, models in groups.items())
+
+
 def report(
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
     out: Path = typer.Option(Path("reports"), help="Folder for report.md and the PNG figures."),
 ) -> None:
-    """Compare bicubic and the trained models: report.md, comparison.png, training_curves.png."""
+    """Compare bicubic and the trained models: report.md, comparison_IMAGE.png, training_curves.png."""
     params = Params(params_file)
     models = params.get("report.models")
-    if not isinstance(models, list) or not models or models[0] != "bicubic" or not set(models[1:]) <= set(MODELS):
-        raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(MODELS)}")
-    crop_size = params.integer("report.crop_size", minimum=8)
+    if not isinstance(models, list) or not models or models[0] != "bicubic" or not set(models[1:]) <= set(MODEL_NAMES):
+        raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(MODEL_NAMES)}")
+    crop_size = params.integer("report.crop_size", minimum=16)  # room for SSIM's 11-px window
     crop_images = params.integer("report.crop_images", minimum=1)
     departures = params.section("report.departures")
-    if not set(departures) <= set(MODELS) or not all(isinstance(text, str) and text for text in departures.values()):
+    if not set(departures) <= set(MODEL_NAMES) or not all(isinstance(text, str) and text for text in departures.values()):
         raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
-    meta = read_meta(data)
+    meta = _read_json(data / "meta.json", "prepare")
     scale = meta["scale"]
+    trained_models = models[1:]
 
-    evaluated = {model: _read_json(Path(f"metrics/eval/{model}.json")) for model in models}
-    trained = {model: _read_json(Path(f"metrics/train/{model}.json")) for model in models[1:]}
-    per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json")) for model in models}
-    set_names = [key for key in evaluated["bicubic"] if isinstance(evaluated["bicubic"][key], dict)]
+    evaluated = {model: _read_json(Path(f"metrics/eval/{model}.json"), f"evaluate {model}") for model in models}
+    set_names = _test_sets(Path("metrics/eval/bicubic.json"), evaluated["bicubic"], None)
+    for model in trained_models:
+        _test_sets(Path(f"metrics/eval/{model}.json"), evaluated[model], set_names)
+    evaluation = {model: _read_json(Path(f"results/{model}/evaluation.json"), f"evaluate {model}") for model in models}
+    trained = {model: _read_json(Path(f"metrics/train/{model}.json"), f"train {model}") for model in trained_models}
+    cards = {model: _read_json(Path(f"models/{model}.json"), f"train {model}") for model in trained_models}
+    for model, card in cards.items():
+        if missing := [key for key in CARD_KEYS if key not in card]:
+            raise SrbenchError(f"models/{model}.json: no {', '.join(missing)} (a model card from an older srbench: train again)")
+    if "lpips" not in evaluation["bicubic"]:
+        raise SrbenchError("results/bicubic/evaluation.json: no lpips key (evaluate bicubic again)")
+    per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json"), f"evaluate {model}") for model in models}
+    for model in trained_models:
+        if set(per_image[model]) != set(per_image["bicubic"]):
+            raise SrbenchError(f"results/{model}/valid/per_image.json: images {sorted(per_image[model])}; bicubic's are {sorted(per_image['bicubic'])}")
+    histories = {model: Path(f"plots/train/{model}.csv") for model in trained_models}
+    for path in histories.values():
+        if not path.is_file():
+            raise SrbenchError(f"{path}: not found (run srbench train first)")
     ensure_writable(out.parent, *output_places())
-    from srbench.reporting import comparison_figure, markdown_table, training_curves_figure  # matplotlib: only report needs it
+    # matplotlib and srbench.metrics (torch): only the report needs them
+    from srbench.reporting import (
+        compare_crops,
+        comparison_figure,
+        error_limit,
+        markdown_table,
+        per_image_table,
+        save_figure,
+        training_curves_figure,
+    )
 
     with workspace_lock("report"), mlflow_run("report", params.section("report")) as mlflow:
         sections, cited = [], set()
@@ -66,35 +117,54 @@ def report(
                     cited.add(model)
                 rows.append(row)
                 mlflow.log_metrics({f"{set_name}_{model}_psnr_y": row["psnr_y"], f"{set_name}_{model}_ssim_y": row["ssim_y"]})
-            sections.append(f"## {heading}, x{scale}\n\n{markdown_table(rows)}")
+            section = f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
+            if set_name == "valid":
+                section += (
+                    "\nPer image, Y-PSNR (dB) / Y-SSIM; in each row the best Y-PSNR and the best Y-SSIM in bold, "
+                    "and the model of best Y-PSNR with its gain over bicubic:\n\n" + per_image_table(per_image)
+                )
+            sections.append(section)
 
-        devices = sorted({summary["device"] for summary in trained.values()})
         notes = [
             f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px; "
             f"LR images: {meta['lr_source'].replace('_', ' ')}.",
             "Y-PSNR/Y-SSIM: BT.601 luma, `scale` pixels cropped at each border, SR rounded to uint8 (BasicSR convention).",
-            f"LPIPS (AlexNet, lower is better): {evaluated['bicubic']['lpips_status']}.",
+            f"LPIPS (AlexNet, lower is better): {evaluation['bicubic']['lpips']}.",
             "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
             "not a fidelity measure.",
-            f"Trained on: {', '.join(devices) or '–'}; training time is the training loop's, validation excluded.",
+            f"Trained on: {_devices(cards) if cards else '–'}; training time is the training loop's, validation excluded.",
+            f"Inference measured on: {', '.join(sorted({str(e['device']) for e in evaluation.values()}))}.",
             "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
-        notes += [f"{model} content loss: {trained[model]['content_loss']}." for model in GAN_MODELS if model in trained]
+        notes += [f"{model} content loss: {cards[model]['content_loss']}." for model in GAN_MODELS if "content_loss" in cards.get(model, {})]
         if cited:
             sources = sorted({SOURCES[model] for model in cited})
             notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
         text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {note}\n" for note in notes)
         if departures:
             text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {note}\n" for model, note in departures.items())
-        text += "\n![Crops](comparison.png)\n\n![Training curves](training_curves.png)\n"
+
+        results = {model: Path(f"results/{model}/valid/sr") for model in models}
+        shown = sorted(per_image["bicubic"])[:crop_images]
+        comparisons = [compare_crops(name, data / "valid", results, scale, crop_size) for name in shown]
+        limit = error_limit(comparisons)
+        text += (
+            "\n## Crops\n\nFor each image: the whole HR image with the crop's box; the LR and HR crops; each model's crop with "
+            "**the crop's own** Y-PSNR / Y-SSIM under it, above its difference map |Y(SR) − Y(HR)| "
+            f"(one colour scale, 0 to {limit:g} luma levels, for every panel).\n\n"
+        )
+        text += "".join(f"![{comparison.name}](comparison_{comparison.name}.png)\n\n" for comparison in comparisons)
+        text += (
+            "## Training curves\n\nValidation Y-PSNR and training loss against training time (minutes) and training images "
+            "seen (steps x batch size x processes), bicubic dashed"
+            + ("; srgan's curves are its adversarial phase only, from the trained srresnet" if "srgan" in trained else "")
+            + ".\n\n![Training curves](training_curves.png)\n"
+        )
 
         with staged_folder(out) as staging:  # the report appears whole or not at all
             write_text(staging / "report.md", text)
-            comparison_figure(
-                staging / "comparison.png", data / "valid", {m: Path(f"results/{m}/valid/sr") for m in models}, per_image, scale, crop_size, crop_images
-            )
-            training_curves_figure(
-                staging / "training_curves.png", {m: Path(f"plots/train/{m}.csv") for m in trained}, evaluated["bicubic"]["valid"]["psnr_y"]
-            )
+            for comparison in comparisons:
+                save_figure(comparison_figure(comparison, scale, limit), staging / f"comparison_{comparison.name}.png")
+            save_figure(training_curves_figure(histories, evaluated["bicubic"]["valid"]["psnr_y"]), staging / "training_curves.png")
         mlflow.log_artifacts(str(out))
         logger.info("report written to %s:\n%s", out / "report.md", "\n".join(sections))

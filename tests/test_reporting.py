@@ -1,16 +1,31 @@
-"""The report's pieces: the Markdown table, the published numbers, the figures."""
+"""The report's pieces: the Markdown tables, the published numbers, the figures."""
 
 import csv
 from pathlib import Path
 
+import matplotlib.text
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from PIL import Image
 
-from srbench import reporting
+from srbench.errors import SrbenchError
 from srbench.images import write_png
+from srbench.metrics import psnr, rgb_to_y
 from srbench.published import PUBLISHED, published
-from srbench.reporting import COLUMNS, comparison_figure, markdown_table, training_curves_figure
+from srbench.reporting import (
+    COLUMNS,
+    compare_crops,
+    comparison_figure,
+    crop_box,
+    error_limit,
+    markdown_table,
+    per_image_table,
+    save_figure,
+    training_curves_figure,
+)
 
 ROW = {
     "name": "vdsr", "n_parameters": 668227, "training_seconds": 128.4, "psnr_y": 37.1234, "ssim_y": 0.95678, "psnr_rgb": 35.5,
@@ -22,9 +37,15 @@ def cells(table: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
 
 
+def smallest_text_px(figure: Figure, width_px: int = 900) -> float:
+    """Height in pixels of the figure's smallest text once the figure is scaled to ``width_px``."""
+    sizes = [text.get_fontsize() for text in figure.findobj(matplotlib.text.Text) if text.get_visible() and text.get_text()]
+    return min(sizes) / 72 * width_px / figure.get_figwidth()
+
+
 def test_table_shows_lpips_as_unavailable_not_zero_and_published_numbers_beside() -> None:
     rows = [
-        {**ROW, "name": "bicubic", "n_parameters": 0, "training_seconds": None, "lpips": None, "published": (33.66, 0.9299)},
+        {**ROW, "name": "bicubic", "n_parameters": 0, "training_seconds": None, "published": (33.66, 0.9299)},  # no lpips key
         {**ROW, "lpips": 0.123456, "published": None},
     ]
     table = markdown_table(rows)
@@ -44,69 +65,145 @@ def test_published_numbers_are_the_cited_ones() -> None:
     assert all(20 < psnr < 40 and 0.6 < ssim < 1 for table in PUBLISHED.values() for psnr, ssim in table.values())
 
 
-def test_comparison_figure_shows_at_most_max_images_rows(tmp_path: Path) -> None:
+def test_per_image_table_has_a_row_per_image_and_marks_each_rows_best() -> None:
+    per_image = {  # an easy image (retina) on which bicubic wins, two on which the models do
+        "bicubic": {"retina": {"psnr_y": 52.96, "ssim_y": 0.99}, "astronaut": {"psnr_y": 30.70, "ssim_y": 0.90}, "coffee": {"psnr_y": 32.0, "ssim_y": 0.93}},
+        "srcnn": {"retina": {"psnr_y": 50.0, "ssim_y": 0.98}, "astronaut": {"psnr_y": 31.554, "ssim_y": 0.95}, "coffee": {"psnr_y": 33.0, "ssim_y": 0.92}},
+        "vdsr": {"retina": {"psnr_y": 51.0, "ssim_y": 0.97}, "astronaut": {"psnr_y": 31.546, "ssim_y": 0.94}, "coffee": {"psnr_y": 32.5, "ssim_y": 0.94}},
+    }
+    table = per_image_table(per_image)
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    assert header == ["Image", "bicubic", "srcnn", "vdsr", "Best Y-PSNR (dB over bicubic)"]
+    rows = {row[0]: row[1:] for row in cells(table)}
+    assert list(rows) == ["astronaut", "coffee", "retina", "*median*", "*mean*"]
+    assert rows["retina"] == ["**52.96** / **0.9900**", "50.00 / 0.9800", "51.00 / 0.9700", "bicubic"]
+    assert rows["astronaut"] == ["30.70 / 0.9000", "**31.55** / **0.9500**", "**31.55** / 0.9400", "srcnn, vdsr (+0.85)"]  # equal as printed
+    assert rows["coffee"] == ["32.00 / 0.9300", "**33.00** / 0.9200", "32.50 / **0.9400**", "srcnn (+1.00)"]
+    assert rows["*median*"] == ["32.00 / 0.9300", "**33.00** / **0.9500**", "32.50 / 0.9400", "srcnn (+1.00)"]
+    assert rows["*mean*"][0] == "**38.55** / 0.9400" and rows["*mean*"][-1] == "bicubic"  # the mean hides two losses of three
+
+
+def _textured_photo(height: int, width: int, box: tuple[int, int, int]) -> np.ndarray:
+    """A smooth grey image with a noisy square at ``box`` (top, left, side): the most detailed crop."""
     rng = np.random.default_rng(0)
-    per_image = {"bicubic": {}}
-    for name in ("a", "b", "c"):
-        hr = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
-        write_png(tmp_path / "valid" / "HR" / f"{name}.png", hr)
-        write_png(tmp_path / "valid" / "LR" / f"{name}.png", hr[::2, ::2])
-        write_png(tmp_path / "sr" / f"{name}.png", hr)
-        per_image["bicubic"][name] = {"psnr_y": 30.0, "ssim_y": 0.9}
-    for rows in (1, 3):
-        comparison_figure(tmp_path / f"grid{rows}.png", tmp_path / "valid", {"bicubic": tmp_path / "sr"}, per_image, 2, 16, rows)
-    with Image.open(tmp_path / "grid1.png") as one, Image.open(tmp_path / "grid3.png") as three:
-        assert three.height > 2 * one.height
+    image = np.full((height, width, 3), 120, dtype=np.uint8)
+    image[..., 0] = np.linspace(90, 150, width).astype(np.uint8)  # a gentle gradient elsewhere
+    top, left, side = box
+    image[top : top + side, left : left + side] = rng.integers(60, 200, size=(side, side, 1), dtype=np.uint8)
+    return image
 
 
+def test_crop_box_finds_the_detail_away_from_the_border_and_on_the_lr_grid() -> None:
+    hr = _textured_photo(96, 128, (40, 64, 24))
+    top, left, side = crop_box(hr, 24, scale=4)
+    assert (top, left, side) == (40, 64, 24)
+    assert crop_box(hr, 200, scale=4)[2] == 88  # as large as the image allows inside its 4-px border
+    corner = _textured_photo(96, 128, (0, 0, 24))
+    top, left, side = crop_box(corner, 24, scale=4)
+    assert top >= 4 and left >= 4 and top % 4 == 0 and left % 4 == 0 and side % 4 == 0
 
-def _write_history(path: Path, seconds_per_step: float | None) -> None:
-    """A training history like the training loop's: loss every 10 steps, validation every 30, and
-    the training seconds on every row unless ``seconds_per_step`` is None (an old history)."""
-    columns = ["step", "loss", "val_psnr_y"] + ([] if seconds_per_step is None else ["seconds"])
+
+@pytest.fixture
+def comparison_files(tmp_path: Path) -> tuple[Path, dict[str, Path], np.ndarray]:
+    """valid/HR, valid/LR of one 96 x 128 image at x2 and the SR images of two methods."""
+    hr = _textured_photo(96, 128, (32, 64, 32))
+    write_png(tmp_path / "valid" / "HR" / "photo.png", hr)
+    write_png(tmp_path / "valid" / "LR" / "photo.png", hr[::2, ::2])
+    rng = np.random.default_rng(1)
+    results = {}
+    for method, noise in (("bicubic", 12), ("srcnn", 4)):
+        sr = np.clip(hr.astype(int) + rng.integers(-noise, noise + 1, size=hr.shape), 0, 255).astype(np.uint8)
+        results[method] = tmp_path / method
+        write_png(results[method] / "photo.png", sr)
+    return tmp_path / "valid", results, hr
+
+
+def test_crops_their_numbers_and_difference_maps_are_the_crops_own(comparison_files: tuple[Path, dict[str, Path], np.ndarray]) -> None:
+    valid, results, hr = comparison_files
+    comparison = compare_crops("photo", valid, results, scale=2, crop_size=32)
+    assert comparison.box == (32, 64, 32)
+    window = (slice(32, 64), slice(64, 96))
+    assert np.array_equal(comparison.lr, np.repeat(np.repeat(hr[::2, ::2][16:32, 32:48], 2, 0), 2, 1))
+    for method, folder in results.items():
+        sr = np.asarray(Image.open(folder / "photo.png"))
+        assert np.array_equal(comparison.crops[method], sr[window])
+        assert np.array_equal(comparison.errors[method], np.abs(rgb_to_y(sr[window]) - rgb_to_y(hr[window])))
+        assert comparison.scores[method][0] == pytest.approx(psnr(sr[window], hr[window], 0, y_channel=True))
+        assert comparison.scores[method][0] != pytest.approx(psnr(sr, hr, 2, y_channel=True), abs=0.01)  # not the whole image's
+    assert comparison.scores["srcnn"][0] > comparison.scores["bicubic"][0]
+    limit = error_limit([comparison])
+    assert limit % 5 == 0 and limit >= np.percentile(comparison.errors["bicubic"], 99)
+
+
+def test_comparison_figure_draws_the_box_where_the_crop_came_from(comparison_files: tuple[Path, dict[str, Path], np.ndarray]) -> None:
+    valid, results, hr = comparison_files
+    comparison = compare_crops("photo", valid, results, scale=2, crop_size=32)
+    figure = comparison_figure(comparison, scale=2, limit=20.0)
+    overview = figure.axes[0]
+    [box] = [patch for patch in overview.patches if isinstance(patch, Rectangle)]
+    assert (box.get_x(), box.get_y(), box.get_width(), box.get_height()) == (64 - 0.5, 32 - 0.5, 32, 32)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    yellow = (pixels[..., 0] > 200) & (pixels[..., 1] > 200) & (pixels[..., 2] < 80)  # the test image has no yellow
+    (x0, y0), (x1, y1) = overview.transData.transform([(63.5, 31.5), (95.5, 63.5)])  # the box's corners on the canvas
+    rows, columns = np.nonzero(yellow)
+    rows = pixels.shape[0] - rows  # canvas y runs upwards
+    panel = overview.get_window_extent()
+    in_panel = (columns >= panel.x0) & (columns <= panel.x1) & (rows >= panel.y0) & (rows <= panel.y1)
+    rows, columns = rows[in_panel], columns[in_panel]
+    assert len(rows) > 4 * abs(x1 - x0)  # the outline is drawn
+    assert len(rows) > 100
+    on_edge = (np.minimum(abs(columns - x0), abs(columns - x1)) <= 3) | (np.minimum(abs(rows - y0), abs(rows - y1)) <= 3)
+    inside = (columns >= min(x0, x1) - 3) & (columns <= max(x0, x1) + 3) & (rows >= min(y0, y1) - 3) & (rows <= max(y0, y1) + 3)
+    assert (on_edge & inside).all()  # every yellow pixel lies on the rectangle's outline
+    maps = [image for axis in figure.axes for image in axis.images if image.get_cmap().name == "inferno"]
+    assert len(maps) == 2 and all(image.get_clim() == (0.0, 20.0) for image in maps)
+    assert np.array_equal(maps[1].get_array(), comparison.errors["srcnn"])
+    assert any("the same scale in every panel" in axis.get_xlabel() for axis in figure.axes)  # the colour bar's label
+    assert smallest_text_px(figure) >= 9
+
+
+def _write_history(
+    path: Path, seconds_per_step: float, batch: int, psnr_offset: float = 0.0, columns: tuple[str, ...] = ("step", "seconds", "images", "loss", "lr", "val_psnr_y")
+) -> None:
+    """A training history like the training loop's: loss every 10 steps, validation every 30
+    (Y-PSNR 23, 26, 29 dB plus ``psnr_offset``)."""
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
         writer.writeheader()
         for step in range(10, 100, 10):
-            rows = [{"loss": 1.0 / step}] + ([{"val_psnr_y": 20 + step / 10}] if step % 30 == 0 else [])
-            for row in rows:
-                seconds = {} if seconds_per_step is None else {"seconds": step * seconds_per_step}
-                writer.writerow({"step": step, **row, **seconds})
+            timing = {"step": step, "seconds": step * seconds_per_step, "images": step * batch}
+            writer.writerow({**timing, "loss": 1.0 / step, "lr": 0.1})
+            if step % 30 == 0:
+                writer.writerow({**timing, "val_psnr_y": 20 + step / 10 + psnr_offset})
 
 
-@pytest.mark.parametrize(
-    ("histories", "xlabel", "xscale"),
-    [
-        ({"srcnn": 0.05, "srgan": 2.0}, "training time (s)", "log"),
-        ({"srcnn": 0.05, "srgan": None}, "step", "linear"),  # one history without seconds: steps for all
-    ],
-)
-def test_training_curves_plot_validation_against_training_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, histories: dict, xlabel: str, xscale: str
-) -> None:
-    curves = {}
-    for model, seconds_per_step in histories.items():
-        curves[model] = tmp_path / f"{model}.csv"
-        _write_history(curves[model], seconds_per_step)
-    drawn = {}
-    save = reporting._save
-
-    def capture(figure, path: Path) -> None:
-        loss_axis, psnr_axis = figure.axes
-        drawn.update(
-            xlabel=psnr_axis.get_xlabel(),
-            xscale=psnr_axis.get_xscale(),
-            lines={line.get_label(): np.asarray(line.get_xdata(), dtype=float).tolist() for line in psnr_axis.get_lines()},
-            fontsizes=[text.get_fontsize() for axis in figure.axes for text in (axis.title, axis.xaxis.label, *axis.get_xticklabels())],
-        )
-        save(figure, path)
-
-    monkeypatch.setattr(reporting, "_save", capture)
-    training_curves_figure(tmp_path / "curves.png", curves, baseline_psnr=25.0)
-    assert drawn["xlabel"] == xlabel and drawn["xscale"] == xscale
-    assert set(drawn["lines"]) == {"srcnn", "srgan", "bicubic"}
-    expected_srcnn = [1.5, 3.0, 4.5] if xscale == "log" else [30, 60, 90]
-    assert drawn["lines"]["srcnn"] == pytest.approx(expected_srcnn)
-    assert min(drawn["fontsizes"]) >= 8
+def test_training_curves_plot_against_minutes_and_images_seen(tmp_path: Path) -> None:
+    curves = {"srcnn": tmp_path / "srcnn.csv", "srgan": tmp_path / "srgan.csv"}
+    _write_history(curves["srcnn"], seconds_per_step=6.0, batch=16, psnr_offset=5.0)
+    _write_history(curves["srgan"], seconds_per_step=0.5, batch=4)
+    figure = training_curves_figure(curves, baseline_psnr=35.0)
+    (time_psnr, images_psnr), (time_loss, images_loss) = np.reshape(figure.axes, (2, 2))
+    lines = {axis: {line.get_label(): line for line in axis.get_lines()} for axis in (time_psnr, images_psnr, time_loss)}
+    assert set(lines[time_psnr]) == {"srcnn", "srgan", "bicubic"}
+    assert list(lines[time_psnr]["srcnn"].get_xdata()) == pytest.approx([3.0, 6.0, 9.0])  # minutes: 30 steps x 6 s
+    assert list(lines[images_psnr]["srcnn"].get_xdata()) == pytest.approx([480, 960, 1440])
+    assert list(lines[images_psnr]["srgan"].get_ydata()) == pytest.approx([23, 26, 29])
+    assert list(lines[time_psnr]["bicubic"].get_ydata()) == [35.0, 35.0]
+    assert len(lines[time_loss]["srgan"].get_xdata()) == 9
+    assert time_loss.get_xlabel() == "training time (minutes)" and images_loss.get_xlabel() == "training images seen"
+    assert time_loss.get_yscale() == "log" and time_loss.get_xscale() == "log"
+    assert time_psnr.get_ylim()[0] == pytest.approx(25.0)  # 10 dB under bicubic: srgan's 23 dB is below, and named
+    assert any("below the axis: srgan (23.0 dB)" in text.get_text() for text in time_psnr.texts)
+    assert smallest_text_px(figure) >= 9
+    save_figure(figure, tmp_path / "curves.png")
     with Image.open(tmp_path / "curves.png") as image:
-        assert image.width >= 1000 and image.height >= 400
+        assert image.width == 1500
+
+
+def test_a_history_without_images_seen_is_refused_by_name(tmp_path: Path) -> None:
+    old = tmp_path / "vdsr.csv"
+    _write_history(old, seconds_per_step=1.0, batch=4, columns=("step", "seconds", "loss", "lr", "val_psnr_y"))
+    with pytest.raises(SrbenchError, match=r"vdsr\.csv: no images column"):
+        training_curves_figure({"vdsr": old}, baseline_psnr=30.0)

@@ -1,16 +1,34 @@
-"""The comparison: a Markdown table, a figure of the same crop across models, training curves.
-Everything renders offline (matplotlib's Agg backend)."""
+"""The report's pieces: the mean table and the per-image table (Markdown), one comparison figure
+per validation image (where the crop lies on the full image, the crop across models with the
+crop's own numbers, difference maps on one colour scale) and the training curves against
+wall-clock time and training images seen. Everything renders offline (matplotlib's Agg canvas).
+
+Figures are :data:`FIGURE_WIDTH` inches wide with no text under :data:`SMALLEST_FONT` points:
+scaled to 900 px wide, the smallest text is set at 900 * 11 / (72 * 10) = 13.75 px (digits about
+10 px tall)."""
+
+from __future__ import annotations
 
 import csv
+import math
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from srbench.images import read_image  # noqa: E402
+from srbench.errors import SrbenchError
+from srbench.files import atomic_path
+from srbench.images import read_image
+from srbench.metrics import psnr, rgb_to_y, ssim
 
 COLUMNS = (
     "Model",
@@ -25,6 +43,23 @@ COLUMNS = (
     "Published Y-PSNR / Y-SSIM",
 )
 
+FIGURE_WIDTH = 10.0  # inches
+SMALLEST_FONT = 11  # points
+DPI = 150
+_STYLE = {
+    "font.size": 12,
+    "axes.titlesize": 13,
+    "axes.labelsize": 12,
+    "xtick.labelsize": SMALLEST_FONT,
+    "ytick.labelsize": SMALLEST_FONT,
+    "legend.fontsize": SMALLEST_FONT,
+    "figure.titlesize": 13,
+}
+PANEL = FIGURE_WIDTH / 4  # side of one crop panel, inches: four crops per row
+ERROR_COLOURS = "inferno"
+BOX_COLOUR = "yellow"
+HISTORY_COLUMNS = ("step", "seconds", "images")  # every training history has them (plots/train/MODEL.csv)
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -35,8 +70,9 @@ def _duration(seconds: float | None) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
-    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (None: unavailable), ``keras_accuracy``,
-    ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM) from the literature, or None)."""
+    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (absent or None: not measured),
+    ``keras_accuracy``, ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM) from the
+    literature, or None)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         parameters = f"{row['n_parameters']:,}" if row.get("n_parameters") else "0"
@@ -56,117 +92,214 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def detailed_crop_box(hr: np.ndarray, size: int) -> tuple[int, int, int]:
-    """(top, left, side) of the square crop with the most gradient energy, on a coarse grid."""
-    side = min(size, hr.shape[0], hr.shape[1])
+def _bold_best(values: list[float], digits: int) -> list[str]:
+    """``values`` printed with ``digits`` decimals, the highest (as printed, so ties tie) in bold."""
+    printed = [f"{value:.{digits}f}" for value in values]
+    best = max(round(value, digits) for value in values)
+    return [f"**{text}**" if round(value, digits) == best else text for value, text in zip(values, printed)]
+
+
+def per_image_table(per_image: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Y-PSNR / Y-SSIM of every method (columns, in the order given: the reference, bicubic,
+    first) on every image (rows, sorted), then their median and mean over the images. In each row
+    the best Y-PSNR and the best Y-SSIM are bold; the last column names the method(s) of best
+    Y-PSNR and their gain over the reference.
+
+    ``per_image`` maps each method to ``results/METHOD/SET/per_image.json``: image name ->
+    ``psnr_y``, ``ssim_y``; every method must have the same images."""
+    methods = list(per_image)
+    reference = methods[0]
+    images = sorted(per_image[reference])
+    rows = [(name, [per_image[m][name]["psnr_y"] for m in methods], [per_image[m][name]["ssim_y"] for m in methods]) for name in images]
+    psnr_columns = list(zip(*(psnrs for _, psnrs, _ in rows)))  # one per method
+    ssim_columns = list(zip(*(ssims for _, _, ssims in rows)))
+    for label, summary in (("*median*", statistics.median), ("*mean*", statistics.fmean)):
+        rows.append((label, [summary(column) for column in psnr_columns], [summary(column) for column in ssim_columns]))
+    header = ["Image", *methods, f"Best Y-PSNR (dB over {reference})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, psnrs, ssims in rows:
+        cells = [f"{p} / {s}" for p, s in zip(_bold_best(psnrs, 2), _bold_best(ssims, 4))]
+        best = max(round(value, 2) for value in psnrs)
+        winners = [method for method, value in zip(methods, psnrs) if round(value, 2) == best]
+        gain = "" if winners == [reference] else f" ({best - round(psnrs[0], 2):+.2f})"
+        lines.append("| " + " | ".join([label, *cells, ", ".join(winners) + gain]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def crop_box(hr: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
+    """(top, left, side) of the square crop with the most gradient energy. The crop keeps
+    ``scale`` pixels away from the border (which the image metrics leave out), and its corners
+    and side are multiples of ``scale``, so that it matches an LR crop exactly."""
+    height, width = hr.shape[:2]
+    side = min(size, height - 2 * scale, width - 2 * scale) // scale * scale
+    if side < scale:
+        raise SrbenchError(f"an HR image of {width} x {height} px has no room for a crop at x{scale}")
     gray = hr.astype(np.float64).mean(axis=2)
-    energy = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
+    energy = np.zeros_like(gray)
+    energy[:-1, :-1] = np.abs(np.diff(gray, axis=0))[:, :-1] + np.abs(np.diff(gray, axis=1))[:-1, :]
     integral = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    step = max(1, side // 4)
-    best, box = -1.0, (0, 0)
-    for top in range(0, energy.shape[0] - side + 2, step):
-        for left in range(0, energy.shape[1] - side + 2, step):
-            bottom, right = min(top + side - 1, energy.shape[0]), min(left + side - 1, energy.shape[1])
-            total = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
-            if total > best:
-                best, box = total, (top, left)
-    return box[0], box[1], side
+    totals = integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side] + integral[:-side, :-side]  # [top, left]
+    allowed = totals[scale : height - scale - side + 1 : scale, scale : width - scale - side + 1 : scale]
+    row, column = np.unravel_index(np.argmax(allowed), allowed.shape)
+    return scale * (1 + int(row)), scale * (1 + int(column)), side
 
 
-def comparison_figure(
-    path: Path,
-    valid_dir: Path,
-    results: dict[str, Path],
-    per_image: dict[str, dict],
-    scale: int,
-    crop_size: int,
-    max_images: int,
-) -> None:
-    """A grid: one row per validation image (the first ``max_images``); LR (nearest), then each
-    method's SR crop, then HR.
+@dataclass(frozen=True)
+class CropComparison:
+    """One validation image's crop across methods."""
 
-    ``results`` maps each method (bicubic first) to its folder of SR PNGs; ``per_image`` maps it
-    to its per-image metrics, shown under each crop."""
-    names = sorted(p.stem for p in (valid_dir / "HR").glob("*.png"))[:max_images]
-    columns = ["LR", *results, "HR"]
-    figure, axes = plt.subplots(len(names), len(columns), figsize=(2.2 * len(columns), 2.4 * len(names)), squeeze=False)
-    for row, name in enumerate(names):
-        hr = read_image(valid_dir / "HR" / f"{name}.png")
-        top, left, side = detailed_crop_box(hr, crop_size)
-        window = (slice(top, top + side), slice(left, left + side))
-        lr = read_image(valid_dir / "LR" / f"{name}.png")
-        lr_crop = lr[top // scale : (top + side) // scale, left // scale : (left + side) // scale]
-        crops = {"LR": np.repeat(np.repeat(lr_crop, scale, 0), scale, 1), "HR": hr[window]}
-        for method, folder in results.items():
-            crops[method] = read_image(folder / f"{name}.png")[window]
-        for column, method in enumerate(columns):
-            axis = axes[row][column]
-            axis.imshow(crops[method], interpolation="nearest")
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(method, fontsize=10)
-            if method in per_image:
-                values = per_image[method][name]
-                axis.set_xlabel(f"{values['psnr_y']:.2f} dB / {values['ssim_y']:.3f}", fontsize=8)
-            elif column == 0:
-                axis.set_xlabel(name, fontsize=8)
-    figure.suptitle(f"x{scale}: crops of {crop_size} HR px (Y-PSNR / Y-SSIM of the whole image)", fontsize=10)
-    figure.tight_layout()
-    _save(figure, path)
+    name: str
+    hr: np.ndarray  # the whole HR image
+    box: tuple[int, int, int]  # (top, left, side) of the crop in HR pixels
+    lr: np.ndarray  # the LR crop, enlarged ``scale`` times by repeating pixels
+    crops: dict[str, np.ndarray]  # method -> its SR crop
+    errors: dict[str, np.ndarray]  # method -> |Y(SR) - Y(HR)| on the crop, BT.601 luma levels
+    scores: dict[str, tuple[float, float]]  # method -> (Y-PSNR, Y-SSIM) of the crop alone
 
 
-def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Columns of a training-history CSV as (step, value) series, skipping empty cells."""
-    series: dict[str, list[tuple[int, float]]] = {}
+def compare_crops(name: str, valid_dir: Path, results: dict[str, Path], scale: int, crop_size: int) -> CropComparison:
+    """The crop of :func:`crop_box` from ``valid_dir``'s HR and LR image ``name`` and from each
+    method's SR image (``results``: method -> its folder of SR PNGs), with each crop's own
+    Y-PSNR / Y-SSIM and its difference map."""
+    hr = read_image(valid_dir / "HR" / f"{name}.png")
+    top, left, side = crop_box(hr, crop_size, scale)
+    window = (slice(top, top + side), slice(left, left + side))
+    lr = read_image(valid_dir / "LR" / f"{name}.png")[top // scale : (top + side) // scale, left // scale : (left + side) // scale]
+    hr_crop = hr[window]
+    crops, errors, scores = {}, {}, {}
+    for method, folder in results.items():
+        sr = read_image(folder / f"{name}.png")
+        if sr.shape != hr.shape:
+            raise SrbenchError(f"{folder / f'{name}.png'}: {sr.shape[1]} x {sr.shape[0]} px, but its HR image is {hr.shape[1]} x {hr.shape[0]}")
+        crops[method] = sr[window]
+        errors[method] = np.abs(rgb_to_y(crops[method]) - rgb_to_y(hr_crop))
+        scores[method] = (psnr(crops[method], hr_crop, 0, y_channel=True), ssim(crops[method], hr_crop, 0, y_channel=True))
+    lr_enlarged = np.repeat(np.repeat(lr, scale, axis=0), scale, axis=1)
+    return CropComparison(name, hr, (top, left, side), lr_enlarged, crops, errors, scores)
+
+
+def error_limit(comparisons: list[CropComparison]) -> float:
+    """The top of the difference maps' shared colour scale: the 99th percentile of the first
+    method's (bicubic's) errors over every crop, rounded up to a multiple of 5 luma levels."""
+    errors = np.concatenate([next(iter(comparison.errors.values())).ravel() for comparison in comparisons])
+    return max(5.0, 5.0 * math.ceil(float(np.percentile(errors, 99)) / 5.0))
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(_STYLE):
+        yield
+
+
+def _image_panel(axis: Axes, image: np.ndarray, **options: object) -> AxesImage:
+    shown = axis.imshow(image, interpolation="nearest", **options)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    return shown
+
+
+def comparison_figure(comparison: CropComparison, scale: int, limit: float) -> Figure:
+    """One image's comparison: the whole HR image with the crop's box, the LR and HR crops, then
+    for each method its crop (its own Y-PSNR / Y-SSIM under it) above its difference map
+    (|Y(SR) - Y(HR)|, colour scale 0..``limit`` shared by every panel, with a colour bar)."""
+    methods = list(comparison.crops)
+    chunks = [methods[start : start + 4] for start in range(0, len(methods), 4)]
+    heights = [1.0] + [1.0, 1.0] * len(chunks) + [0.1]
+    with _style():
+        figure = Figure(figsize=(FIGURE_WIDTH, PANEL * sum(heights) + 1.6), layout="constrained")
+        grid = figure.add_gridspec(len(heights), 4, height_ratios=heights)
+        top, left, side = comparison.box
+        overview = figure.add_subplot(grid[0, :2])
+        _image_panel(overview, comparison.hr)
+        overview.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, edgecolor=BOX_COLOUR, linewidth=2))
+        overview.set_title(f"{comparison.name}: whole HR image")
+        hr_crop = comparison.hr[top : top + side, left : left + side]
+        for column, (title, image) in enumerate((("LR (pixels repeated)", comparison.lr), ("HR", hr_crop)), start=2):
+            axis = figure.add_subplot(grid[0, column])
+            _image_panel(axis, image)
+            axis.set_title(title)
+        shown = None
+        for row, chunk in enumerate(chunks):
+            for column, method in enumerate(chunk):
+                crop_axis = figure.add_subplot(grid[1 + 2 * row, column])
+                _image_panel(crop_axis, comparison.crops[method])
+                crop_axis.set_title(method)
+                crop_axis.set_xlabel("{:.2f} dB / {:.3f}".format(*comparison.scores[method]))
+                error_axis = figure.add_subplot(grid[2 + 2 * row, column])
+                shown = _image_panel(error_axis, comparison.errors[method], cmap=ERROR_COLOURS, vmin=0.0, vmax=limit)
+                if column == 0:
+                    crop_axis.set_ylabel("crop")
+                    error_axis.set_ylabel("|Y(SR) − Y(HR)|")
+        colour_bar = figure.colorbar(shown, cax=figure.add_subplot(grid[-1, :]), orientation="horizontal", extend="max")
+        colour_bar.set_label("|Y(SR) − Y(HR)| in luma levels (0-255 scale); the same scale in every panel and figure")
+        figure.suptitle(
+            f"{comparison.name}, x{scale}: crop of {side} HR px (yellow box). Under each crop: Y-PSNR / Y-SSIM\n"
+            "of this crop alone (whole-image numbers: the report's tables)"
+        )
+    return figure
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """A training history (``plots/train/MODEL.csv``) as rows of its non-empty cells."""
     with path.open(newline="") as handle:
-        for record in csv.DictReader(handle):
-            for key, value in record.items():
-                if key != "step" and value not in ("", None):
-                    series.setdefault(key, []).append((int(record["step"]), float(value)))
-    return series
+        reader = csv.DictReader(handle)
+        missing = [column for column in HISTORY_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise SrbenchError(f"{path}: no {', '.join(missing)} column (a history from an older srbench: train again)")
+        return [{key: float(value) for key, value in record.items() if value not in ("", None)} for record in reader]
 
 
-def _validation_seconds(series: dict[str, list[tuple[int, float]]]) -> list[float] | None:
-    """Training seconds at each ``val_psnr_y`` row, or None when the history does not record them all."""
-    seconds = dict(series.get("seconds", []))
-    steps = [step for step, _ in series["val_psnr_y"]]
-    return [seconds[step] for step in steps] if all(step in seconds for step in steps) else None
+def _points(rows: list[dict[str, float]], x: str, y: str, x_factor: float = 1.0) -> tuple[list[float], list[float]]:
+    """The (x * ``x_factor``, y) of the rows that have both, x positive (for a log axis)."""
+    pairs = [(row[x] * x_factor, row[y]) for row in rows if y in row and row.get(x, 0) > 0]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def training_curves_figure(path: Path, curves: dict[str, Path], baseline_psnr: float | None) -> None:
-    """Training loss (log scale) against step, and validation Y-PSNR against training time (log
-    scale), one line per model. Validation falls back to steps for every model when a history has
-    no ``seconds`` (written before they were recorded)."""
-    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    validation = {}
-    for model, csv_path in curves.items():
-        series = read_curves(csv_path)
-        if "loss" in series:
-            steps, values = zip(*series["loss"])
-            loss_axis.plot(steps, values, label=model)
-        if "val_psnr_y" in series:
-            validation[model] = (series["val_psnr_y"], _validation_seconds(series))
-    by_time = bool(validation) and all(seconds is not None for _, seconds in validation.values())
-    for model, (points, seconds) in validation.items():
-        steps, values = zip(*points)
-        psnr_axis.plot(seconds if by_time else steps, values, marker="o", label=model)
-    if baseline_psnr is not None:
-        psnr_axis.axhline(baseline_psnr, color="gray", linestyle="--", label="bicubic")
-    loss_axis.set(yscale="log", xlabel="step", ylabel="training loss", title="Training loss")
-    psnr_axis.set(xlabel="training time (s)" if by_time else "step", ylabel="Y-PSNR (dB)", title="Validation Y-PSNR")
-    if by_time and all(min(seconds) > 0 for _, seconds in validation.values()):
-        psnr_axis.set_xscale("log")
-    for axis in (loss_axis, psnr_axis):
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.tight_layout()
-    _save(figure, path)
+def training_curves_figure(histories: dict[str, Path], baseline_psnr: float, baseline: str = "bicubic") -> Figure:
+    """Validation Y-PSNR (top) and training loss (bottom, log scale) of each model against
+    training time in minutes (left) and training images seen (right), both on log scales since
+    budgets differ by orders of magnitude; ``baseline_psnr`` (bicubic's) as a dashed line. The
+    Y-PSNR axes go no lower than 10 dB under the baseline; models with lower validation points
+    are named in the panel. ``histories``: model -> its ``plots/train/MODEL.csv``."""
+    rows = {model: read_history(path) for model, path in histories.items()}
+    with _style():
+        figure = Figure(figsize=(FIGURE_WIDTH, 8.5), layout="constrained")
+        axes = figure.subplots(2, 2, sharex="col")
+        colours = matplotlib.colormaps["tab10"].colors
+        for column, (x, x_factor, x_label, formatter) in enumerate(
+            (("seconds", 1 / 60, "training time (minutes)", FuncFormatter(lambda value, _: f"{value:g}")), ("images", 1.0, "training images seen", EngFormatter()))
+        ):
+            psnr_axis, loss_axis = axes[0][column], axes[1][column]
+            for index, (model, history) in enumerate(rows.items()):
+                colour = colours[index % len(colours)]
+                psnr_axis.plot(*_points(history, x, "val_psnr_y", x_factor), marker="o", color=colour, label=model)
+                loss_axis.plot(*_points(history, x, "loss", x_factor), color=colour, linewidth=1.2, label=model)
+            psnr_axis.axhline(baseline_psnr, color="gray", linestyle="--", label=baseline)
+            loss_axis.set(yscale="log", xscale="log", xlabel=x_label)
+            loss_axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            loss_axis.xaxis.set_major_formatter(formatter)
+            psnr_axis.set_title(f"Validation Y-PSNR vs {x_label.split(' (')[0]}")
+            loss_axis.set_title(f"Training loss vs {x_label.split(' (')[0]}")
+            for axis in (psnr_axis, loss_axis):
+                axis.grid(alpha=0.3)
+        validation = {model: [row["val_psnr_y"] for row in history if "val_psnr_y" in row] for model, history in rows.items()}
+        values = [baseline_psnr, *(value for series in validation.values() for value in series)]
+        floor = baseline_psnr - 10.0
+        below = {model: min(series) for model, series in validation.items() if series and min(series) < floor}
+        for psnr_axis in axes[0]:
+            psnr_axis.set_ylim(max(floor, min(values) - 0.5), max(values) + 0.5)
+            psnr_axis.set_ylabel("Y-PSNR (dB)")
+            if below:
+                note = "below the axis: " + ", ".join(f"{model} ({value:.1f} dB)" for model, value in below.items())
+                psnr_axis.text(0.02, 0.03, note, transform=psnr_axis.transAxes, fontsize=SMALLEST_FONT)
+        for loss_axis in axes[1]:
+            loss_axis.set_ylabel("training loss (own objective)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
+    return figure
 
 
-def _save(figure: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    tmp.replace(path)
+def save_figure(figure: Figure, path: Path) -> None:
+    """Write ``figure`` as a PNG atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=DPI, format="png")
