@@ -1,20 +1,23 @@
 """`srbench check MODEL...`: run each recipe of a params file briefly and say whether it trains."""
 
+from __future__ import annotations
+
 import math
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
-from pipeline.train import build_objective, build_sampler, read_settings
-from srbench.data import bicubic_rounding, load_pairs, read_meta
-from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics, pick_device
-from srbench.models import GAN_MODELS, MODELS, build_model
-from srbench.recipe_check import RecipeCheck, loss_summary, markdown
-from srbench.sampling import PatchSampler
-from srbench.train import Objective, Schedule, TrainingDiverged, fit, use_deterministic_kernels
+from srbench.names import GAN_MODELS, MODEL_NAMES
+
+if TYPE_CHECKING:  # torch is imported when a check runs, not for `srbench --help`
+    import torch
+
+    from srbench.recipe_check import RecipeCheck
+    from srbench.sampling import PatchSampler
+    from srbench.train import Objective
 
 
 def fresh_recipe(
@@ -23,6 +26,13 @@ def fresh_recipe(
     """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
     compressed or stretched into them as ``train.budget`` would, with ``overrides`` of its
     settings (None: keep); srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
+    import torch
+
+    from pipeline.train import build_objective, build_sampler, read_settings
+    from srbench.data import read_meta
+    from srbench.models import build_model
+    from srbench.train import use_deterministic_kernels
+
     budget = steps / params.integer(f"{model}.steps", minimum=1)
     settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
     use_deterministic_kernels(settings["deterministic"])
@@ -35,6 +45,9 @@ def fresh_recipe(
 
 def bicubic_validation_psnr(data: Path) -> float:
     """Bicubic's mean Y-PSNR on the prepared validation pairs, rounded as the data were."""
+    from srbench.data import bicubic_rounding, load_pairs, read_meta
+    from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics
+
     scale = read_meta(data)["scale"]
     return mean_metrics(evaluate_pairs(bicubic_upscaler(scale, bicubic_rounding(data)), load_pairs(data / "valid"), scale)[0])["psnr_y"]
 
@@ -43,6 +56,10 @@ def _check_one(
     params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
 ) -> RecipeCheck:
     """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop, VGG and compile ``overrides``."""
+    from srbench.data import load_pairs
+    from srbench.recipe_check import RecipeCheck, loss_summary
+    from srbench.train import Schedule, TrainingDiverged, fit
+
     settings, objective, sampler = fresh_recipe(params, model, data, steps, overrides, device)
     log_every = max(1, steps // 30)
     schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
@@ -94,13 +111,18 @@ def check(
     """Train each recipe for a few steps from scratch (srgan from a fresh SRResNet), its schedule
     compressed into them, and report whether its loss stayed finite, fell and never spiked, and
     its validation Y-PSNR against bicubic. Exit status 1 when a recipe fails, 2 on bad input."""
-    params = Params(params_file)
-    models = models or list(MODELS)
-    unknown = sorted(set(models + above_bicubic) - set(MODELS))
+    models = models or list(MODEL_NAMES)
+    unknown = sorted(set(models + above_bicubic) - set(MODEL_NAMES))
     if unknown:
-        raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(MODELS)}")
+        raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(MODEL_NAMES)}")
     if vgg_weights not in (None, "imagenet", "random"):
         raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
+    params = Params(params_file)
+    from pipeline.train import read_settings
+    from srbench.data import read_meta
+    from srbench.inference import pick_device
+    from srbench.recipe_check import markdown
+
     # Eager: a few hundred steps, which compiling would cost more than it saves, and it changes no result.
     overrides = {"batch_size": batch_size, "patch_size": patch_size, "compile": False}
     crops = {model: patch_size or read_settings(params, model)["patch_size"] for model in models}  # every param, first
