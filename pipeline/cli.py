@@ -13,6 +13,7 @@ from pipeline.prepare import prepare
 from pipeline.profile import profile
 from pipeline.report import report
 from pipeline.train import train
+from pipeline.ui import ui
 from pipeline.upscale import upscale
 from srbench.errors import SrbenchError
 
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts are plain: "[default: models/MODEL.pt]" is shown, not eaten as markup
 )
-for command in (download, prepare, train, evaluate, report, upscale, profile, check):
+for command in (download, prepare, train, evaluate, report, upscale, profile, check, ui):
     app.command()(command)
 
 

@@ -10,11 +10,17 @@ URIs; a workspace copied or moved elsewhere notices that its store points at ano
 writes into the original. ``MLFLOW_TRACKING_URI``, when set, is used unchanged instead, and
 MLflow decides where artifacts go.
 
+The ``srbench`` experiment opens in ``mlflow ui`` on its runs (``mlflow.experimentKind``) and
+offers a saved view, "PSNR / SSIM", with the quality columns shown (:func:`experiment_tags`);
+``srbench ui`` opens that view. Runs are named ``STAGE@MODEL #N`` (or ``STAGE #N``), the same
+whether DVC or a person started the stage, numbered within the experiment.
+
 Every run records the process logging it (``srbench.host``, ``srbench.pid``,
 ``srbench.process_start``); a run whose process died without closing it (``kill -9``, a crash, a
 reboot) is marked KILLED when the next run starts on the same host.
 """
 
+import json
 import logging
 import os
 import socket
@@ -23,9 +29,11 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pipeline.common import Terminated, terminating
 
@@ -36,15 +44,74 @@ TRACKING_DIR = Path("mlruns")
 ARTIFACTS = "artifacts"  # under TRACKING_DIR
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 HOST_TAG, PID_TAG, START_TAG = "srbench.host", "srbench.pid", "srbench.process_start"
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"  # not the GenAI pages
+VIEW_KEY = "srbench"  # the saved view's key: ...#/experiments/ID/runs?viewStateShareKey=srbench
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+DESCRIPTION_TAG = "mlflow.note.content"
+#: The saved view's columns (the MLflow UI's keys): the registered model, the quality and speed
+#: of each training and evaluation, where it ran (the data set is on each run's page).
+VIEW_COLUMNS = (
+    "attributes.`Models`",
+    "metrics.`psnr_y`", "metrics.`ssim_y`", "metrics.`valid_psnr_y`", "metrics.`valid_ssim_y`",
+    "metrics.`training_seconds`", "metrics.`valid_megapixels_per_second`",
+    "params.`precision`", "params.`device_name`", "tags.`model`",
+)
+VIEW_SAVED_AT = 1767225600000  # a fixed time (ms), so that the tag's value never changes by itself
+DESCRIPTION = (
+    "srbench: one run per pipeline stage (download, prepare, train, evaluate, report), named "
+    "STAGE@MODEL #N. The view **PSNR / SSIM** (Views menu, or `srbench ui`) shows the quality "
+    "columns; each trained model is registered as `srbench-MODEL`."
+)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _dvc_outputs(lock_texts: list[str]) -> set[str]:
+    """The paths of every output (data, models, metrics, plots) of the stages in the given
+    ``dvc.lock`` texts, relative to the repository; an unreadable text adds none."""
+    paths = set()
+    for text in lock_texts:
+        try:
+            stages = (yaml.safe_load(text) or {}).get("stages", {})
+        except (yaml.YAMLError, AttributeError):
+            continue
+        for stage in stages.values() if isinstance(stages, dict) else []:
+            paths.update(out["path"].rstrip("/") for out in stage.get("outs", []) if isinstance(out, dict) and "path" in out)
+    return paths
+
+
+def _changed_files() -> list[str]:
+    """The tracked files that differ from HEAD (index or working tree), relative to the repository."""
+    entries = _git("status", "--porcelain=v1", "-z", "--untracked-files=no").split("\0")
+    changed, index = [], 0
+    while index < len(entries):
+        entry = entries[index]
+        if entry:
+            changed.append(entry[3:])
+            if entry[0] in "RC":  # a rename or copy: the next entry is its former path
+                index += 1
+        index += 1
+    return changed
 
 
 def git_commit() -> str:
-    """The checked-out commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """The checked-out commit, with ``-dirty`` when a tracked file other than what DVC writes
+    differs from it; ``unknown`` outside a git repository. ``dvc.lock`` and the outputs its stages
+    list (in the working tree's and in HEAD's lock) are what ``dvc repro`` rewrites as it runs:
+    they make no run of a pipeline dirty."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = _git("rev-parse", "HEAD").strip()
+        root = Path(_git("rev-parse", "--show-toplevel").strip())
+        changed = _changed_files()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    locks = [(root / "dvc.lock").read_text()] if (root / "dvc.lock").is_file() else []
+    with suppress(subprocess.CalledProcessError):
+        locks.append(_git("show", "HEAD:dvc.lock"))
+    outputs = _dvc_outputs(locks) | {"dvc.lock"}
+    dirty = [path for path in changed if not any(path == out or path.startswith(f"{out}/") for out in outputs)]
     return commit + ("-dirty" if dirty else "")
 
 
@@ -124,9 +191,27 @@ def _adopt_moved_store(db: Path, old: str, new: str) -> None:
                 )
 
 
-def _use_store(mlflow: Any) -> str:
+def experiment_tags() -> dict[str, str]:
+    """The ``srbench`` experiment's tags for the MLflow UI: the experiment kind (model training:
+    the runs, not the GenAI overview of traces), the saved view "PSNR / SSIM" (the quality columns
+    shown, newest run first) and a description."""
+    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "attributes.start_time", "orderByAsc": False}
+    view = {"name": "PSNR / SSIM", "createdAt": VIEW_SAVED_AT, "updatedAt": VIEW_SAVED_AT, "state": json.dumps(state)}
+    return {KIND_TAG: MODEL_TRAINING, VIEW_TAG: json.dumps(view), DESCRIPTION_TAG: DESCRIPTION}
+
+
+def _tag_experiment(client: Any, experiment_id: str, tags: dict[str, str]) -> None:
+    """Give the experiment :func:`experiment_tags`: the view always (it is srbench's), the kind
+    and description where none is set (a user may change them in the UI); unchanged tags are not
+    rewritten."""
+    for key, value in experiment_tags().items():
+        if tags.get(key) != value and (key == VIEW_TAG or key not in tags):
+            client.set_experiment_tag(experiment_id, key, value)
+
+
+def use_store(mlflow: Any) -> str:
     """Point ``mlflow`` at the store runs go to (see the module's docstring) and return the id
-    of the ``srbench`` experiment in it, created if missing."""
+    of the ``srbench`` experiment in it, created if missing and given :func:`experiment_tags`."""
     from mlflow.exceptions import MlflowException
 
     user_uri = os.environ.get(URI_VARIABLE)
@@ -144,11 +229,12 @@ def _use_store(mlflow: Any) -> str:
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         try:
-            return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+            experiment = mlflow.get_experiment(mlflow.create_experiment(EXPERIMENT, artifact_location=location))
         except MlflowException:  # another stage created it meanwhile
             experiment = mlflow.get_experiment_by_name(EXPERIMENT)
             if experiment is None:
                 raise
+    _tag_experiment(mlflow.MlflowClient(), experiment.experiment_id, experiment.tags)
     if location is not None and experiment.artifact_location != location and _is_mlruns_artifacts(experiment.artifact_location):
         logger.info("%s was copied or moved here from %s: its runs now point at %s", root, experiment.artifact_location, location)
         _adopt_moved_store(root / "mlflow.db", experiment.artifact_location, location)
@@ -240,28 +326,76 @@ def _close_abandoned_runs(client: Any, experiment_id: str) -> None:
             client.set_terminated(run.info.run_id, status="KILLED", end_time=int(time.time() * 1000))
 
 
+def _number(name: str, base: str) -> int | None:
+    """N of a run named ``BASE #N``; None for any other name."""
+    number = name.removeprefix(f"{base} #")
+    return int(number) if number != name and number.isdigit() else None
+
+
+def _next_name(client: Any, experiment_id: str, base: str) -> str:
+    """``BASE #N``, N one above the highest of the experiment's runs (deleted ones included)."""
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs([experiment_id], f"attributes.run_name LIKE '{base} #%'", ViewType.ALL, max_results=50_000)
+    numbers = [_number(run.info.run_name, base) for run in runs]
+    return f"{base} #{max((n for n in numbers if n is not None), default=0) + 1}"
+
+
+def _settle_name(client: Any, run: Any, base: str) -> None:
+    """Rename ``run`` while an earlier run (another process that picked its name at the same
+    moment) holds the same name: names stay unique within the experiment."""
+    from mlflow.entities import ViewType
+
+    name = run.info.run_name
+    for _ in range(10):
+        same = client.search_runs([run.info.experiment_id], f"attributes.run_name = '{name}'", ViewType.ALL)
+        if all((other.info.start_time, other.info.run_id) >= (run.info.start_time, run.info.run_id) for other in same):
+            return
+        name = _next_name(client, run.info.experiment_id, base)
+        client.update_run(run.info.run_id, name=name)
+
+
+def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[str, str] | None = None) -> None:
+    """Log the data folder ``path`` as an input of the active run (its Dataset column): an MLflow
+    dataset of metadata only, named by ``path`` as given, its source the folder's absolute path,
+    ``digest`` a fingerprint of its content (at most 36 characters, MLflow's limit) and
+    ``context`` what the run did with it (``training``, ``evaluation``)."""
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.meta_dataset import MetaDataset
+
+    if not 0 < len(digest) <= 36:
+        raise ValueError(f"dataset digest {digest!r}: 1 to 36 characters")
+    source = get_dataset_source_from_json(json.dumps({"uri": path.resolve().as_uri()}), "local")
+    dataset = MetaDataset(source, name=path.as_posix(), digest=digest)
+    mlflow.log_input(dataset, context=context, tags=tags)
+
+
 @contextmanager
 def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> Iterator[Any]:
-    """Start an MLflow run in the ``srbench`` experiment, tagged with the stage, model, git
-    commit, DVC experiment and process, and yield the ``mlflow`` module to log with. SIGTERM
-    (:class:`Terminated`, or any error once the process was sent SIGTERM) or Ctrl-C inside marks
-    the run KILLED, another exception FAILED; both propagate. Runs of this host left RUNNING by a process that has ended are marked KILLED first."""
+    """Start an MLflow run in the ``srbench`` experiment, named ``STAGE@MODEL #N`` (``STAGE #N``
+    without a model; N numbers the runs of that name), tagged with the stage (DVC's name for it
+    under DVC), model, git commit, DVC experiment and process, and yield the ``mlflow`` module to
+    log with. SIGTERM (:class:`Terminated`, or any error once the process was sent SIGTERM) or
+    Ctrl-C inside marks the run KILLED, another exception FAILED; both propagate. Runs of this
+    host left RUNNING by a process that has ended are marked KILLED first."""
     import mlflow  # imported here so that `srbench --help` and param errors stay fast
     from mlflow.entities import RunStatus
 
-    experiment_id = _use_store(mlflow)
-    _close_abandoned_runs(mlflow.MlflowClient(), experiment_id)
+    experiment_id = use_store(mlflow)
+    client = mlflow.MlflowClient()
+    _close_abandoned_runs(client, experiment_id)
     mlflow.set_experiment(experiment_id=experiment_id)
     dvc_stage = os.environ.get("DVC_STAGE", "")
-    name = dvc_stage or (f"{stage}@{model}" if model else stage)
+    base = f"{stage}@{model}" if model else stage
     tags = {"stage": dvc_stage or stage, "git_commit": git_commit(), "launched_by": "dvc" if dvc_stage else "cli"}
     if model:
         tags["model"] = model
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp"] = os.environ["DVC_EXP_NAME"]
     tags |= _this_process()
-    with mlflow.start_run(run_name=name, tags=tags):
+    with mlflow.start_run(run_name=_next_name(client, experiment_id, base), tags=tags) as run:
         try:
+            _settle_name(client, run, base)
             mlflow.log_params(_flatten(params))
             yield mlflow
         except BaseException as error:

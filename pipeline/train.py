@@ -1,8 +1,12 @@
-"""`srbench train MODEL`: train one model on data/prepared, write models/MODEL.pt and its curves."""
+"""`srbench train MODEL`: train one model on data/prepared, write models/MODEL.pt, its model card,
+its training summary and its curves, and register it in MLflow's Model Registry."""
+
+from __future__ import annotations
 
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import os
 import signal
@@ -10,37 +14,24 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import typer
 
 import srbench
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json, write_text
-from pipeline.tracking import mlflow_run, output_places
-from srbench.data import ImagePair, load_pairs, read_meta
-from srbench.distributed import World
+from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.files import atomic_path, file_digest, naming, tree_digest
-from srbench.inference import describe_machine, model_upscaler, pick_device
-from srbench.losses import VGGContentLoss
-from srbench.models import GAN_MODELS, MODELS, check_arch, Discriminator, SRGANStudyDiscriminator, build_model, count_parameters, load_model, save_model
-from srbench.sampling import PatchSampler
-from srbench.train import (
-    CLIP_MODES,
-    OPTIMIZERS,
-    PRECISIONS,
-    SCHEDULES,
-    AdversarialObjective,
-    Objective,
-    OptimizerConfig,
-    PixelObjective,
-    Precision,
-    Schedule,
-    fit,
-    read_checkpoint,
-    use_deterministic_kernels,
-)
+from srbench.names import GAN_MODELS, MODEL_NAMES
+
+if TYPE_CHECKING:  # torch and the modules importing it load inside the commands: `srbench --help` stays fast
+    import torch
+
+    from srbench.data import ImagePair
+    from srbench.distributed import World
+    from srbench.sampling import PatchSampler
+    from srbench.train import Objective, OptimizerConfig
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
 #: Where a training run writes: checked before it starts, so that a read-only place or a full disk
@@ -58,6 +49,8 @@ def _optimizer(params: Params, key: str, budget: float, steps: int) -> Optimizer
     """``MODEL.optimizer``: name and lr are required; the rest default to OptimizerConfig's values.
     Step counts (``decay_every``, ``warmup_steps``) scale with the budget; a cosine schedule
     spans the run's ``steps``."""
+    from srbench.train import CLIP_MODES, OPTIMIZERS, SCHEDULES, OptimizerConfig
+
     section = params.section(key)
     fields = {field.name for field in dataclasses.fields(OptimizerConfig)} - {"total_steps"}
     unknown = sorted(set(section) - fields)
@@ -87,8 +80,11 @@ def _optimizer(params: Params, key: str, budget: float, steps: int) -> Optimizer
 def read_settings(params: Params, model: str, budget: float | None = None) -> dict[str, Any]:
     """Every param the training of ``model`` uses, checked before any work starts; ``budget``
     replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run)."""
-    if model not in MODELS:
-        raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    if model not in MODEL_NAMES:
+        raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
+    from srbench.models import check_arch
+    from srbench.train import PRECISIONS
+
     budget = params.positive_float("train.budget") if budget is None else budget
     steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
     settings = {
@@ -147,6 +143,8 @@ def _history_csv(history: list[dict]) -> str:
 
 def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
     """srgan's starting point: the trained SRResNet in ``init`` and its architecture."""
+    from srbench.models import load_model
+
     network, meta = load_model(init, device)
     if meta["name"] != "srresnet" or meta["scale"] != scale:
         raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']}, expected srresnet x{scale}")
@@ -157,6 +155,8 @@ def _training_wrapper(settings: dict[str, Any], device: torch.device, world: Wor
     """How the training step runs a network: across the processes of ``world`` (DDP), then
     through torch.compile when ``train.compile`` asks for it."""
 
+    import torch
+
     def wrap(network: torch.nn.Module) -> torch.nn.Module:
         network = world.wrap(network, device)
         return torch.compile(network) if settings["compile"] else network
@@ -166,16 +166,27 @@ def _training_wrapper(settings: dict[str, Any], device: torch.device, world: Wor
 
 def memory_format(settings: dict[str, Any]) -> torch.memory_format:
     """``train.channels_last``: NHWC activations and weights (faster convolutions on tensor cores and oneDNN)."""
+    import torch
+
     return torch.channels_last if settings["channels_last"] else torch.contiguous_format
 
 
 def build_objective(
-    model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device, world: World = World()
+    model: str, network: torch.nn.Module, settings: dict[str, Any], device: torch.device, world: World | None = None
 ) -> Objective:
     """What ``model`` is trained to minimise with its recipe's optimiser: the pixel loss, or the
     adversarial game with its content loss, pixel MSE or VGG features (built here, so a missing
     VGG file fails before any training). Its networks are put in the recipe's memory format and
-    trained through DDP (over ``world``) and torch.compile as the settings say."""
+    trained through DDP (over ``world``, default: this process alone) and torch.compile as the
+    settings say."""
+    import torch
+
+    from srbench.distributed import World
+    from srbench.losses import VGGContentLoss
+    from srbench.models import Discriminator, SRGANStudyDiscriminator
+    from srbench.train import AdversarialObjective, OptimizerConfig, PixelObjective, Precision
+
+    world = World() if world is None else world
     precision = Precision(device, settings["precision"])
     optimizer = OptimizerConfig(**settings["optimizer"])
     network.to(memory_format=memory_format(settings))
@@ -196,8 +207,13 @@ def build_objective(
     return objective
 
 
-def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, world: World = World()) -> PatchSampler:
-    """The recipe's batches, cut on ``device`` in its memory format; this rank's rows of each."""
+def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, world: World | None = None) -> PatchSampler:
+    """The recipe's batches, cut on ``device`` in its memory format; this rank's rows of each
+    (``world``, default: this process alone, takes them all)."""
+    from srbench.distributed import World
+    from srbench.sampling import PatchSampler
+
+    world = World() if world is None else world
     return PatchSampler(
         data, settings["batch_size"], settings["patch_size"], settings["seed"],
         device=device, shard=(world.rank, world.size), memory_format=memory_format(settings),
@@ -218,6 +234,8 @@ def fingerprint(model: str, settings: dict[str, Any], scale: int, data: Path, in
     the same run: the model, its learning settings, the prepared data (meta.json, validation
     pairs, and sampled blocks of the patch stores), the training code, PyTorch's version and the
     ``--init`` weights (which also fix srgan's architecture)."""
+    import torch
+
     package = Path(srbench.__file__).parent
     code = [package / name for name in TRAINING_CODE if (package / name).is_file()]
     code += [path for name in TRAINING_CODE if (package / name).is_dir() for path in (package / name).glob("*.py")]
@@ -266,7 +284,7 @@ def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
 
 
 def train(
-    model: str = typer.Argument(..., help=f"One of: {', '.join(MODELS)}."),
+    model: str = typer.Argument(..., help=f"One of: {', '.join(MODEL_NAMES)}."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
     init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
@@ -281,6 +299,12 @@ def train(
     settings = read_settings(params, model)
     if (model == "srgan") != (init is not None):
         raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
+    import torch
+
+    from srbench.data import read_meta
+    from srbench.distributed import World
+    from srbench.inference import pick_device
+
     world = World.from_environment()
     processes = max(world.size, settings["nproc"])
     if settings["batch_size"] % processes:
@@ -295,6 +319,8 @@ def train(
     run_fingerprint = fingerprint(model, settings, scale, data, init)
     checkpoint = Path(CHECKPOINT.format(model=model))
     if resume and world.main and checkpoint.is_file():
+        from srbench.train import read_checkpoint
+
         read_checkpoint(checkpoint, run_fingerprint)  # another run's checkpoint: one line, before anything starts
     if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
         arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
@@ -321,6 +347,13 @@ def _train(
     run_fingerprint: dict[str, Any],
 ) -> None:
     """One process's training; rank 0 also logs the MLflow run and writes every output."""
+    import torch
+
+    from srbench.data import load_pairs
+    from srbench.inference import describe_machine
+    from srbench.models import build_model, count_parameters
+    from srbench.train import Schedule, fit, use_deterministic_kernels
+
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     if init is None:
@@ -341,12 +374,31 @@ def _train(
         fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world, fingerprint=run_fingerprint)
         return
 
-    logged = {key: value for key, value in settings.items() if key != "device"}
-    logged |= {"device": str(device), "scale": scale, "n_parameters": count_parameters(network), "init": str(init or ""), "world_size": world.size}
-    logged |= describe_machine(device)
+    machine = describe_machine(device)
+    card = {
+        "model": model,
+        "scale": scale,
+        "arch": settings["arch"],
+        "device": device.type,
+        "device_name": machine["gpu"] or machine["cpu"],
+        "precision": precision_that_runs(device, settings["precision"]),
+        "threads": torch.get_num_threads(),
+        "world_size": world.size,
+        "torch": str(torch.__version__),
+        "steps": settings["steps"],
+        "batch_size": settings["batch_size"],
+    }
+    if model in GAN_MODELS:
+        card["content_loss"] = describe_content_loss(settings)
+    logged = {key: value for key, value in settings.items() if key not in ("device", "precision")}
+    logged |= {key: card[key] for key in ("device", "device_name", "precision", "world_size")}
+    logged |= {"device_requested": settings["device"], "precision_requested": settings["precision"]}
+    logged |= {"scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")} | machine
     with mlflow_run("train", logged, model=model) as mlflow:
         if model in GAN_MODELS:
-            mlflow.set_tag("content_loss", describe_content_loss(settings))
+            mlflow.set_tag("content_loss", card["content_loss"])
+        data_digest = hashlib.sha256(run_fingerprint["data"].encode()).hexdigest()[:16]
+        log_dataset(mlflow, data, data_digest, "training")
 
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
@@ -360,51 +412,92 @@ def _train(
             "n_parameters": count_parameters(network),
             "training_seconds": round(training_seconds, 2),
             "steps": settings["steps"],
-            "device": str(device),
             "world_size": world.size,
             **{f"val_{key}": value for key, value in final.items()},
         }
-        if model in GAN_MODELS:
-            summary["content_loss"] = describe_content_loss(settings)
         mlflow.log_metrics({"training_seconds": training_seconds, **final})
-        _write_outputs(mlflow, model, network, scale, settings["arch"], summary, _history_csv(history), valid_pairs[:SAMPLE_IMAGES], device)
+        curves = _history_csv(with_images_seen(history, settings["batch_size"]))
+        _write_outputs(mlflow, model, network, card, summary, curves, valid_pairs[:SAMPLE_IMAGES], device)
         checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
         logger.info("%s: %d steps in %.1fs, validation psnr_y %.3f dB", model, summary["steps"], training_seconds, summary["val_psnr_y"])
+
+
+def precision_that_runs(device: torch.device, requested: str) -> str:
+    """The arithmetic a training on ``device`` asked for ``requested`` really uses: bf16 and fp16
+    (mixed precision) run on CUDA only, elsewhere the run is fp32."""
+    import torch
+
+    from srbench.train import Precision
+
+    dtype = Precision(device, requested).dtype
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def with_images_seen(history: list[dict], batch_size: int) -> list[dict]:
+    """``history`` with ``images`` after ``seconds`` in each row: the training crops seen by that
+    step, ``step`` x ``batch_size`` (a step's batch across all processes together)."""
+    return [{"step": row["step"], "seconds": row["seconds"], "images": row["step"] * batch_size} | row for row in history]
+
+
+#: The tensors a registered model takes and gives: float32 RGB images in [0, 1], N x 3 x H x W
+#: of any size (the output ``scale`` times the input's).
+IMAGE_BATCH = (-1, 3, -1, -1)
+
+
+def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
+    """Log ``network`` as the MLflow model ``model`` and register it as a new version of
+    ``srbench-MODEL``, with its signature, a small input example, its requirements and srbench's
+    code (so that it loads where srbench is not installed)."""
+    import numpy as np
+    import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    images = Schema([TensorSpec(np.dtype(np.float32), IMAGE_BATCH)])
+    example = np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)
+    mlflow.pytorch.log_model(
+        network.cpu().eval(), name=model, registered_model_name=f"srbench-{model}", serialization_format="pickle",
+        signature=ModelSignature(inputs=images, outputs=images), input_example=example,
+        code_paths=[str(Path(srbench.__file__).parent)],
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
+    )
 
 
 def _write_outputs(
     mlflow: Any,
     model: str,
     network: torch.nn.Module,
-    scale: int,
-    arch: dict[str, Any],
+    card: dict[str, Any],
     summary: dict[str, Any],
     curves: str,
     samples: list[ImagePair],
     device: torch.device,
 ) -> None:
-    """models/MODEL.pt, metrics/train/MODEL.json and plots/train/MODEL.csv, each written beside
-    its place and all renamed together once every one is written and the MLflow run holds the
-    samples, curves and model; SIGTERM and Ctrl-C wait until the renames are done."""
-    places = (Path(f"models/{model}.pt"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))
+    """models/MODEL.pt, its card models/MODEL.json, metrics/train/MODEL.json and
+    plots/train/MODEL.csv, each written beside its place and all renamed together once every one
+    is written and the MLflow run holds the samples, curves and registered model; SIGTERM and
+    Ctrl-C wait until the renames are done."""
+    from srbench.inference import model_upscaler
+    from srbench.models import save_model
+
+    places = (Path(f"models/{model}.pt"), Path(f"models/{model}.json"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     try:
         with contextlib.ExitStack() as stack:
-            weights, metrics, plots = (stack.enter_context(atomic_path(place)) for place in places)
+            weights, model_card, metrics, plots = (stack.enter_context(atomic_path(place)) for place in places)
             upscale = model_upscaler(network, device)
             for pair in samples:
                 mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
             mlflow.log_text(curves, f"{model}.csv")
             with naming(places[0]):
-                save_model(weights, network, model, scale, arch)
+                save_model(weights, network, model, card["scale"], card["arch"])
             with naming(places[1]):
-                write_json(metrics, summary)
+                write_json(model_card, card)
             with naming(places[2]):
+                write_json(metrics, summary)
+            with naming(places[3]):
                 write_text(plots, curves)
-            mlflow.pytorch.log_model(
-                network.cpu().eval(), name="model", serialization_format="pickle",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            )
-            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # leaving the block renames all three
+            _register(mlflow, model, network)
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # leaving the block renames all four
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)

@@ -1,7 +1,10 @@
 """The MLflow side of every stage: the workspace's SQLite store under mlruns/ (or
-MLFLOW_TRACKING_URI), tags, FAILED on exceptions, KILLED on SIGTERM, Ctrl-C and kill -9, runs of
-a copied workspace or of `dvc exp run --temp` kept in the right mlruns/."""
+MLFLOW_TRACKING_URI), the experiment opening on its runs with a quality view, unique run names,
+tags, a git commit that DVC's own writes leave clean, logged data sets, FAILED on exceptions,
+KILLED on SIGTERM, Ctrl-C and kill -9, runs of a copied workspace or of `dvc exp run --temp` kept
+in the right mlruns/, and `srbench ui` serving the workspace's store."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,14 +12,17 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from pipeline.common import Params, ParamError, Terminated
-from pipeline.tracking import EXPERIMENT, mlflow_run, tracking_uri
+from pipeline.tracking import EXPERIMENT, KIND_TAG, VIEW_TAG, experiment_tags, git_commit, log_dataset, mlflow_run, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 VARIABLES = ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV")
@@ -71,7 +77,7 @@ def test_run_is_tagged_and_logged_to_sqlite(workspace: Path, monkeypatch: pytest
     with mlflow_run("train", {"steps": 3, "arch": {"depth": 20}}, model="vdsr") as tracker:
         tracker.log_metric("psnr_y", 30.0)
     [run] = runs(workspace)
-    assert run.info.status == "FINISHED" and run.info.run_name == "train@vdsr"
+    assert run.info.status == "FINISHED" and run.info.run_name == "train@vdsr #1"
     tags = run.data.tags
     assert tags["stage"] == "train@vdsr" and tags["model"] == "vdsr" and tags["launched_by"] == "dvc" and "git_commit" in tags
     assert tags["srbench.host"] == socket.gethostname() and tags["srbench.pid"] == str(os.getpid())
@@ -83,7 +89,7 @@ def test_exception_marks_the_run_failed(workspace: Path) -> None:
         with mlflow_run("evaluate", {}, model="srcnn"):
             raise RuntimeError("boom")
     [run] = runs(workspace)
-    assert run.info.status == "FAILED" and run.info.run_name == "evaluate@srcnn"
+    assert run.info.status == "FAILED" and run.info.run_name == "evaluate@srcnn #1"
     assert run.data.tags["launched_by"] == "cli"
 
 
@@ -282,6 +288,151 @@ def test_dvc_exp_run_temp_logs_into_the_users_workspace(tmp_path: Path, empty_st
     assert run.info.artifact_uri.startswith((repo / "mlruns" / "artifacts").as_uri() + "/")
     notes = list((repo / "mlruns" / "artifacts").rglob("note.txt"))
     assert [note.read_text() for note in notes] == ["a = 2"]
+
+
+def test_the_same_stage_has_the_same_name_under_dvc_and_by_hand_numbered(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DVC_STAGE", "evaluate-bicubic")  # DVC's name for the stage
+    with mlflow_run("evaluate", {}, model="bicubic"):
+        pass
+    monkeypatch.delenv("DVC_STAGE")
+    for _ in range(2):
+        with mlflow_run("evaluate", {}, model="bicubic"):
+            pass
+    with mlflow_run("report", {}):
+        pass
+    logged = runs(workspace)
+    assert [run.info.run_name for run in logged] == ["evaluate@bicubic #1", "evaluate@bicubic #2", "evaluate@bicubic #3", "report #1"]
+    assert [run.data.tags["stage"] for run in logged] == ["evaluate-bicubic", "evaluate", "evaluate", "report"]
+
+
+def test_a_name_taken_at_the_same_moment_is_renamed(workspace: Path) -> None:
+    """Two processes that picked `train@vdsr #2` together: the later run takes the next number."""
+    from pipeline.tracking import _settle_name
+
+    with mlflow_run("train", {}, model="vdsr"):
+        pass
+    [first] = runs(workspace)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(workspace / "mlruns"))
+    now = int(time.time() * 1000)
+    earlier = client.create_run(first.info.experiment_id, run_name="train@vdsr #2", start_time=now)
+    later = client.create_run(first.info.experiment_id, run_name="train@vdsr #2", start_time=now + 1)
+    for run in (later, earlier):
+        _settle_name(client, run, "train@vdsr")
+    assert [client.get_run(run.info.run_id).info.run_name for run in (first, earlier, later)] == ["train@vdsr #1", "train@vdsr #2", "train@vdsr #3"]
+
+
+def test_the_experiment_opens_on_its_runs_with_a_quality_view(workspace: Path) -> None:
+    with mlflow_run("prepare", {}):
+        pass
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(workspace / "mlruns"))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags[KIND_TAG] == "custom_model_development"  # the UI's model-training pages, not GenAI's
+    view = json.loads(experiment.tags[VIEW_TAG])  # the envelope the UI's saved views read
+    assert view["name"] == "PSNR / SSIM" and isinstance(view["createdAt"], int)
+    columns = json.loads(view["state"])["selectedColumns"]
+    assert {"metrics.`psnr_y`", "metrics.`ssim_y`", "metrics.`valid_psnr_y`", "metrics.`valid_ssim_y`"} <= set(columns)
+
+    updated = experiment.last_update_time
+    with mlflow_run("prepare", {}):  # nothing to change: nothing written
+        pass
+    assert client.get_experiment_by_name(EXPERIMENT).last_update_time == updated
+    client.set_experiment_tag(experiment.experiment_id, KIND_TAG, "genai_development")  # a user's choice, in the UI
+    client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, "{}")  # a damaged view: srbench's own
+    with mlflow_run("prepare", {}):
+        pass
+    tags = client.get_experiment_by_name(EXPERIMENT).tags
+    assert tags[KIND_TAG] == "genai_development" and tags[VIEW_TAG] == experiment_tags()[VIEW_TAG]
+
+
+def git_repository(root: Path) -> None:
+    """A repository whose dvc.lock lists outputs: a folder, a cached model, uncached metrics."""
+    lock = {"schema": "2.0", "stages": {
+        "prepare": {"cmd": "prepare", "outs": [{"path": "data/prepared", "md5": "a.dir"}]},
+        "train@m": {"cmd": "train m", "outs": [{"path": "models/m.json", "md5": "b"}, {"path": "metrics/train/m.json", "md5": "c"}]},
+    }}
+    for path, text in {
+        "dvc.lock": yaml.safe_dump(lock), "code.py": "x = 1\n", "data/prepared/meta.json": "{}",
+        "models/m.json": "{}", "metrics/train/m.json": "{}", "plots/train/m.csv": "step\n",
+    }.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for command in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "start"]):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+
+
+def test_git_commit_is_dirty_only_for_changes_dvc_did_not_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert git_commit() == "unknown"
+    git_repository(root)
+    monkeypatch.chdir(root / "metrics")  # from a subfolder too
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    assert git_commit() == head
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    del lock["stages"]["train@m"]  # dvc.lock rewritten; train@m's outputs stay listed in HEAD's
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    for path in ("data/prepared/meta.json", "models/m.json", "metrics/train/m.json"):
+        (root / path).write_text('{"rewritten": 1}')
+    assert git_commit() == head, "what dvc repro writes made the run dirty"
+    (root / "plots/train/m.csv").write_text("step\n1\n")  # no stage's output
+    assert git_commit() == f"{head}-dirty"
+    subprocess.run(["git", "checkout", "-q", "plots/train/m.csv"], cwd=root, check=True)
+    subprocess.run(["git", "mv", "code.py", "renamed.py"], cwd=root, check=True)
+    assert git_commit() == f"{head}-dirty"
+
+
+def test_log_dataset_names_the_folder_its_place_and_digest(workspace: Path) -> None:
+    data = workspace / "data" / "prepared"
+    data.mkdir(parents=True)
+    with mlflow_run("train", {}, model="srcnn") as tracker:
+        log_dataset(tracker, Path("data/prepared"), "0123456789abcdef", "training")
+        with pytest.raises(ValueError, match="1 to 36 characters"):
+            log_dataset(tracker, Path("data/prepared"), "f" * 37, "training")
+    [dataset_input] = runs(workspace)[0].inputs.dataset_inputs
+    assert dataset_input.dataset.name == "data/prepared" and dataset_input.dataset.digest == "0123456789abcdef"
+    assert json.loads(dataset_input.dataset.source) == {"uri": data.resolve().as_uri()}
+    assert {tag.key: tag.value for tag in dataset_input.tags}["mlflow.data.context"] == "training"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_srbench_ui_serves_the_workspace_store_and_prints_the_quality_view(workspace: Path, tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "ui.log"
+    with open(log, "w") as stderr:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "srbench"), "ui", "--port", str(port), "--", "--workers", "1"],
+            cwd=workspace, env=child_environment(), stderr=stderr,
+        )
+    try:
+        api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name={EXPERIMENT}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(api, timeout=5) as response:
+                    experiment = json.load(response)["experiment"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        assert {tag["key"]: tag["value"] for tag in experiment["tags"]} == experiment_tags()
+        assert experiment["artifact_location"] == (workspace / "mlruns" / "artifacts").resolve().as_uri()
+        [line] = [line for line in log.read_text().splitlines() if "PSNR / SSIM columns" in line]
+        view = f"http://127.0.0.1:{port}/#/experiments/{experiment['experiment_id']}/runs?viewStateShareKey=srbench&workflowType=machine_learning"
+        assert line.endswith(f": {view}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert not (workspace / "mlflow.db").exists() and not (workspace / "mlartifacts").exists()
+
+
+def test_a_plain_mlflow_ui_database_at_the_root_is_ignored_by_git() -> None:
+    assert subprocess.run(["git", "check-ignore", "-q", "mlflow.db"], cwd=REPO).returncode == 0
 
 
 def test_params_checks_name_file_key_and_value(tmp_path: Path) -> None:
