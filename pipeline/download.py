@@ -13,7 +13,7 @@ from pipeline.tracking import mlflow_run, output_places
 from srbench import download as library
 from srbench.files import staged_folder
 from srbench.images import list_images
-from srbench.models import SCALES
+from srbench.names import SCALES
 
 SOURCES = ("samples", "div2k", "folder")
 DATASET_NAMES = {"samples": "scikit-image photographs", "div2k": "DIV2K"}

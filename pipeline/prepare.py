@@ -7,11 +7,8 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ensure_writable, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
-from srbench.data import check_raw
-from srbench.data import prepare as prepare_data
-from srbench.degradation import ROUNDINGS
 from srbench.errors import SrbenchError
-from srbench.models import SCALES
+from srbench.names import SCALES
 
 
 def _dataset_name(raw: Path) -> str:
@@ -42,6 +39,10 @@ def prepare(
     patch_size = params.integer("prepare.patch_size", minimum=scale * 4)
     stride = params.integer("prepare.stride", minimum=1)
     workers = params.integer("prepare.workers", minimum=1)
+    from srbench.data import check_raw
+    from srbench.data import prepare as prepare_data
+    from srbench.degradation import ROUNDINGS  # these import torch: after --help and the cheap checks
+
     rounding = params.choice("prepare.bicubic_rounding", ROUNDINGS)
     dataset = _dataset_name(raw)
     ensure_writable(out.parent, *output_places())

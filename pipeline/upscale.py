@@ -1,52 +1,69 @@
-"""`srbench upscale`: super-resolve the user's own images with a trained model."""
+"""`srbench upscale`: super-resolve the user's own images with a trained model (or bicubic)."""
 
 import glob
-from functools import partial
 from pathlib import Path
 
 import typer
 
 from pipeline.common import ParamError, ensure_writable, logger
-from srbench.images import image_size, list_images, read_image, write_png
-from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
-from srbench.models import MODELS, SCALES, load_model
-from srbench.tiling import TILE, log_progress, tiled_upscaler
+from srbench.images import bit_depth, image_size, list_images, read_image, write_png, write_png_rows
+from srbench.names import MODEL_NAMES, SCALES
+from srbench.progress import progress
+from srbench.tiling import TILE, tile_count
 
 
 def upscale(
     inputs: list[str] = typer.Argument(..., help="PNG or JPEG images, folders of them, or glob patterns."),
-    model: str = typer.Option("vdsr", "--model", help=f"bicubic or one of: {', '.join(MODELS)}."),
+    model: str = typer.Option("vdsr", "--model", help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNG results."),
     weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     scale: int = typer.Option(None, help="Scale, for bicubic only (trained models know theirs)."),
-    tile: int = typer.Option(TILE, min=0, help="LR tile side for trained models (0: the whole image in one pass)."),
+    tile: int = typer.Option(TILE, min=0, help="LR tile side (0: the whole image in one pass, memory permitting)."),
 ) -> None:
-    """Upscale IN... with MODEL and write OUT/<name>.png. Trained models run in tiles, each with a
-    margin of the network's receptive field, so any image size fits in bounded memory and the
-    result equals one pass over the whole image."""
-    paths = _expand(inputs)
-    targets = _targets(paths, out)
+    """Upscale IN... with MODEL and write OUT/<name>.png (8-bit RGB). Images run in tiles, each
+    with a margin of the network's receptive field (bicubic: of its kernel), so any image size
+    fits in bounded memory and the result equals one pass over the whole image."""
     if model == "bicubic" and scale not in SCALES:
         raise ParamError(f"--scale {scale}: bicubic needs --scale 2, 3 or 4")
-    if model != "bicubic" and model not in MODELS:
-        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")
-    for path in paths:  # every input readable, from its header, before any work
-        image_size(path)
+    if model != "bicubic" and model not in MODEL_NAMES:
+        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
+    paths = _expand(inputs)
+    targets = _targets(paths, out)
+    sizes = [_eight_bit_size(path) for path in paths]  # every input readable, from its header, before any work
     if model == "bicubic":
-        run = bicubic_upscaler(scale)
+        from srbench.inference import bicubic_upscaler
+        from srbench.tiling import tiled_bicubic
+
+        run = tiled_bicubic(scale, tile=tile) if tile else bicubic_upscaler(scale)
     else:
+        from srbench.inference import model_upscaler, pick_device
+        from srbench.models import load_model
+        from srbench.tiling import tiled_upscaler
+
         network, meta = load_model(weights or Path(f"models/{model}.pt"), pick_device(device))
         scale, used = meta["scale"], next(network.parameters()).device
-        tiled = tiled_upscaler(network, used, scale, tile) if tile else None
+        run = tiled_upscaler(network, used, scale, tile) if tile else model_upscaler(network, used)
     ensure_writable(out)  # after the weights load: a missing model leaves no empty --out behind
-    for index, (path, target) in enumerate(zip(paths, targets), start=1):
+    for index, (path, target, (width, height)) in enumerate(zip(paths, targets, sizes), start=1):
         image = read_image(path)
-        if model != "bicubic":
-            run = partial(tiled, on_tile=log_progress(path.name)) if tiled else model_upscaler(network, used)
-        sr = run(image)
-        write_png(target, sr)
-        logger.info("%d/%d %s (%dx%d) -> %s (%dx%d, x%d)", index, len(paths), path, image.shape[1], image.shape[0], target, sr.shape[1], sr.shape[0], scale)
+        if tile:  # each row of tiles is written as it comes: memory holds one, whatever the image size
+            with progress(tile_count(height, width, tile), f"{index}/{len(paths)} {path.name}", "tile", log=logger, leave=False) as bar:
+                write_png_rows(target, width * scale, height * scale, run.bands(image, on_tile=lambda done, total: bar.update()))
+        else:
+            write_png(target, run(image))
+        logger.info("%d/%d %s (%dx%d) -> %s (%dx%d, x%d)", index, len(paths), path, width, height, target, width * scale, height * scale, scale)
+
+
+def _eight_bit_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an input image from its header; a 16-bit one is refused in one line."""
+    size = image_size(path)
+    if bit_depth(path) > 8:
+        raise ParamError(
+            f"{path}: a 16-bit image; srbench upscale reads and writes 8-bit images and would drop its low byte "
+            "(convert it to 8 bits first if that is what you want)"
+        )
+    return size
 
 
 def _expand(inputs: list[str]) -> list[Path]:

@@ -39,6 +39,22 @@ def test_prepare_writes_patches_validation_pairs_and_meta(prepared_x2: Path, raw
         assert np.array_equal(pair.lr, degrade(source, 2))
 
 
+def test_prepare_and_evaluate_log_their_progress_in_lines(
+    tmp_path: Path, raw_samples: Path, prepared_x2: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SRBENCH_PROGRESS", "lines")
+    with caplog.at_level("INFO"):
+        meta = prepare(raw_samples, tmp_path / "prepared", scale=2, patch_size=32, stride=16, workers=1)
+        evaluate_pairs(bicubic_upscaler(2), load_pairs(prepared_x2 / "valid"), 2, description="evaluate bicubic on valid")
+        evaluate_pairs(bicubic_upscaler(2), load_pairs(prepared_x2 / "valid"), 2, description=None)  # silent
+    ends = [message for message in caplog.messages if "(100%, " in message]
+    assert [message.split(" (")[0] for message in ends] == [
+        "prepare valid: 2/2 images", f"prepare training patches: {meta['train_images']}/{meta['train_images']} images", "evaluate bicubic on valid: 2/2 images"
+    ]
+    assert ends[1].endswith(f"eta 0m00s) patches {meta['train_patches']}")
+    assert sum(message.startswith("evaluate bicubic on valid: ") for message in caplog.messages) == 2  # 0% and 100%
+
+
 def test_prepare_degrades_with_the_rounding_asked_for(tmp_path: Path, raw_samples: Path, prepared_x2: Path) -> None:
     out = tmp_path / "prepared"
     meta = prepare(raw_samples, out, scale=2, patch_size=32, stride=16, workers=1, rounding="once")

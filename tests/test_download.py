@@ -90,6 +90,20 @@ def test_fetch_downloads_verifies_and_caches(server: ServerState, tmp_path: Path
     assert server.requests == [("blob.bin", None)]
 
 
+def test_fetch_logs_its_progress_in_mib_with_the_rate(
+    server: ServerState, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SRBENCH_PROGRESS", "lines")
+    url = serve_file(server, "blob.bin", PAYLOAD)
+    server.cut_after["blob.bin"] = [100_000]
+    with caplog.at_level("INFO", logger="srbench.download"):
+        fetch(url, tmp_path / "blob.bin", sha256_of(PAYLOAD), size=len(PAYLOAD))
+    lines = [message for message in caplog.messages if message.startswith("download blob.bin: ")]
+    assert lines[0].startswith("download blob.bin: 0.0/0.3 MiB (0%, ")  # the first attempt, cut at 100,000 bytes
+    assert lines[-2].startswith("download blob.bin: 0.1/0.3 MiB (33%, ")  # the resumed attempt starts where it was cut
+    assert lines[-1].startswith("download blob.bin: 0.3/0.3 MiB (100%, ") and "MiB/s, eta 0m00s)" in lines[-1]
+
+
 def test_fetch_redownloads_cached_file_with_wrong_checksum(
     server: ServerState, tmp_path: Path
 ) -> None:

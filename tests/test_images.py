@@ -309,3 +309,56 @@ def test_upscale_writes_each_result_once_and_atomically(photos: Path, srbench_he
     assert sorted(p.name for p in (photos / "out").iterdir()) == ["a.png", "b.png"]  # no temporary files
     assert read_image(photos / "out" / "a.png").shape == (12, 16, 3)
     assert abs(int(read_image(photos / "out" / "a.png").mean()) - 160) <= 2  # from a.jpg
+
+
+# --- `srbench upscale` refuses 16-bit images in one line (its results are 8-bit; Pillow reads 16-bit RGB as 8-bit)
+
+
+def test_the_bit_depth_comes_from_the_header(tmp_path: Path) -> None:
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tmp_path / "grey16.png")
+    row = b"\x00" + struct.pack(">HHHHHH", 0, 1, 2, 65535, 65534, 65533)
+    write_raw_png(tmp_path / "rgb16.png", 2, 1, 16, 2, zlib.compress(row))
+    write_png(tmp_path / "rgb8.png", np.zeros((2, 2, 3), np.uint8))
+    Image.fromarray(np.zeros((2, 2), bool)).save(tmp_path / "bits.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photo.jpg")
+    depths = {name: images.bit_depth(tmp_path / name) for name in ("grey16.png", "rgb16.png", "rgb8.png", "bits.png", "photo.jpg")}
+    assert depths == {"grey16.png": 16, "rgb16.png": 16, "rgb8.png": 8, "bits.png": 1, "photo.jpg": 8}
+    assert Image.open(tmp_path / "rgb16.png").mode == "RGB"  # what Pillow makes of it: 8 bits, silently
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb"])
+def test_upscale_refuses_a_16bit_png_naming_it(photos: Path, srbench_here, kind: str) -> None:
+    if kind == "grey":
+        Image.fromarray(np.full((6, 8), 40000, np.uint16)).save(photos / "deep.png")
+    else:
+        rows = b"".join(b"\x00" + struct.pack(">HHH", 40000, 20000, 10000) * 8 for _ in range(6))
+        write_raw_png(photos / "deep.png", 8, 6, 16, 2, zlib.compress(rows))
+    status, stderr = srbench_here(*BICUBIC, "a.png", "deep.png", "--out", "out")
+    assert status == 2
+    assert one_error_line(stderr) == (
+        "srbench: error: deep.png: a 16-bit image; srbench upscale reads and writes 8-bit images and would drop its low byte "
+        "(convert it to 8 bits first if that is what you want)"
+    )
+    assert not (photos / "out").exists()  # refused before any work
+
+
+# --- `srbench upscale` writes its result band by band (memory: one band, whatever the image size)
+
+
+def test_a_png_written_band_by_band_reads_back_whole(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    image = np.concatenate([rng.integers(0, 256, (37, 50, 3), np.uint8), np.tile(np.arange(50, dtype=np.uint8)[None, :, None] * 5, (40, 1, 3))])
+    images.write_png_rows(tmp_path / "bands.png", 50, 77, (image[top : top + 25] for top in range(0, 77, 25)))  # 25, 25, 25, 2 rows
+    assert np.array_equal(read_image(tmp_path / "bands.png"), image)
+    assert Image.open(tmp_path / "bands.png").mode == "RGB"
+    write_png(tmp_path / "whole.png", image)
+    assert (tmp_path / "bands.png").stat().st_size < 1.1 * (tmp_path / "whole.png").stat().st_size  # compresses like Pillow
+
+
+def test_a_png_short_of_rows_is_not_left_behind(tmp_path: Path) -> None:
+    image = np.zeros((10, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="9 rows given for an image 10 rows high"):
+        images.write_png_rows(tmp_path / "short.png", 8, 10, [image[:9]])
+    with pytest.raises(ValueError, match=r"a band of shape \(10, 8, 3\) \(uint8\) in a 9-wide 8-bit RGB image"):
+        images.write_png_rows(tmp_path / "short.png", 9, 10, [image])
+    assert list(tmp_path.iterdir()) == []

@@ -1,15 +1,18 @@
-"""Tiled upscaling: the result of one pass over the whole image, with no seams, in bounded memory;
-`srbench upscale` takes folders and glob patterns."""
+"""Tiled upscaling: the result of one pass over the whole image, with no seams, in bounded memory
+(bicubic too, to the bit); `srbench upscale` takes folders and glob patterns and shows its tiles."""
+
+import logging
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from srbench.degradation import upscale_bicubic
 from srbench.images import read_image, write_png
 from srbench.inference import model_upscaler
 from srbench.models import build_model
-from srbench.tiling import receptive_radius, tiled_upscaler
+from srbench.tiling import receptive_radius, tiled_bicubic, tiled_upscaler
 
 CPU = torch.device("cpu")
 SMALL = {
@@ -69,3 +72,35 @@ def test_upscale_takes_folders_and_patterns(tmp_path, monkeypatch, srbench_here)
     assert read_image(tmp_path / "out" / "c.png").shape == (24, 32, 3)
     status, stderr = srbench_here("upscale", "--model", "bicubic", "--scale", "2", "nothing/*.png", "--out", "out")
     assert status == 2 and "srbench: error: nothing/*.png: no file matches this pattern" in stderr
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("rounding", ["per_pass", "once"])
+def test_bicubic_in_tiles_is_bicubic_over_the_whole_image(scale: int, rounding: str) -> None:
+    image = lr_image(45, 71)
+    whole = upscale_bicubic(image, scale, rounding)
+    tiled = tiled_bicubic(scale, rounding, tile=16)(image)  # 3 x 5 tiles, the last ones partial
+    assert tiled.dtype == np.uint8 and np.array_equal(tiled, whole)
+    assert np.array_equal(tiled_bicubic(scale, rounding, tile=7)(image[:, :, 0]), upscale_bicubic(image[:, :, 0], scale, rounding))  # grey too
+    bands = list(tiled_bicubic(scale, rounding, tile=16).bands(image))
+    assert [len(band) for band in bands] == [16 * scale, 16 * scale, 13 * scale] and np.array_equal(np.concatenate(bands), whole)
+
+
+def test_bicubic_tiles_need_their_margin() -> None:
+    image = lr_image(45, 71)
+    seams = tiled_bicubic(4, tile=16, margin=0)(image)
+    assert not np.array_equal(seams, upscale_bicubic(image, 4))
+
+
+def test_upscale_shows_its_tiles_and_equals_one_pass(tmp_path, monkeypatch, srbench_here, caplog) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SRBENCH_PROGRESS", "lines")
+    write_png(tmp_path / "photo.png", lr_image(40, 50))
+    with caplog.at_level(logging.INFO):
+        status, stderr = srbench_here("upscale", "--model", "bicubic", "--scale", "4", "--tile", "16", "photo.png", "--out", "out")
+    assert status == 0, stderr
+    assert np.array_equal(read_image(tmp_path / "out" / "photo.png"), upscale_bicubic(lr_image(40, 50), 4))
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0].startswith("1/1 photo.png: 0/12 tiles (0%, ")
+    assert messages[1].startswith("1/1 photo.png: 12/12 tiles (100%, ")
+    assert messages[2] == "1/1 photo.png (50x40) -> out/photo.png (200x160, x4)"

@@ -29,6 +29,7 @@ from srbench.errors import InvalidImageError, SrbenchError
 from srbench.files import staged_folder, write_text
 from srbench.images import image_size, list_images, read_image, write_png
 from srbench.metrics import sr_metrics
+from srbench.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +210,11 @@ def prepare(
         written: dict[str, list[str]] = {}
         for set_name, (images, lr_dir) in raw.test_sets.items():
             jobs = [(path, scale, lr_dir, rounding, staging / set_name) for path in images]
-            written[set_name] = list(imap(_valid_pair, jobs))
-            logger.info("%s: %d image pairs written", set_name, len(written[set_name]))
+            with progress(len(jobs), f"prepare {set_name}", "image", log=logger) as bar:
+                written[set_name] = []
+                for name in imap(_valid_pair, jobs):
+                    written[set_name].append(name)
+                    bar.update()
 
         # Patches go straight into the memory-mapped store as each image is cut: the patch count
         # comes from the image headers, so no more than one image's patches is held in RAM.
@@ -219,13 +223,14 @@ def prepare(
         lr_store = open_memmap(staging / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
         offset = 0
         jobs = [(path, scale, raw.train_lr_dir, rounding, patch_size, stride) for path in raw.train_images]
-        for index, (hr, lr) in enumerate(imap(_cut_patches, jobs)):
-            if len(hr) != raw.patch_counts[index]:
-                raise SrbenchError(f"{raw.train_images[index]}: cut {len(hr)} patches, expected {raw.patch_counts[index]} from its size")
-            hr_store[offset : offset + len(hr)] = hr
-            lr_store[offset : offset + len(lr)] = lr
-            offset += len(hr)
-            logger.info("training patches: image %d/%d (%s): %d patches", index + 1, len(jobs), raw.train_images[index].name, len(hr))
+        with progress(len(jobs), "prepare training patches", "image", log=logger) as bar:
+            for index, (hr, lr) in enumerate(imap(_cut_patches, jobs)):
+                if len(hr) != raw.patch_counts[index]:
+                    raise SrbenchError(f"{raw.train_images[index]}: cut {len(hr)} patches, expected {raw.patch_counts[index]} from its size")
+                hr_store[offset : offset + len(hr)] = hr
+                lr_store[offset : offset + len(lr)] = lr
+                offset += len(hr)
+                bar.update(patches=offset)
         hr_store.flush()
         lr_store.flush()
         del hr_store, lr_store

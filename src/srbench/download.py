@@ -54,6 +54,7 @@ from skimage import data as skdata
 from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
 from srbench.files import file_digest, naming, staged_folder
 from srbench.images import list_images, open_image, to_rgb
+from srbench.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ _CHUNK = 1 << 20
 _KIB = 1 << 10
 _ATTEMPTS = 3
 _RETRY_DELAY_S = 2.0
-_PROGRESS_PERCENT = 5.0
-_PROGRESS_SECONDS = 2.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 _CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}|[0-9a-fA-F]{32}) [ *](\S.*)")
 
@@ -202,29 +201,6 @@ class _OutOfTime(Exception):
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
-
-
-class _Progress:
-    """Logs transfer progress: at most once per 5 % step and per 2 seconds, and at the end."""
-
-    def __init__(self, url: str, total: int | None) -> None:
-        self.url = url
-        self.total = total
-        self.last_time = time.monotonic()
-        self.last_percent = 0.0
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        percent = 100.0 * done / self.total if self.total else 0.0
-        finished = self.total is not None and done >= self.total
-        step_done = not self.total or percent - self.last_percent >= _PROGRESS_PERCENT
-        if not finished and not (step_done and now - self.last_time >= _PROGRESS_SECONDS):
-            return
-        self.last_time, self.last_percent = now, percent
-        if self.total:
-            logger.info("%s: %s / %s (%.0f%%)", self.url, _mib(done), _mib(self.total), percent)
-        else:
-            logger.info("%s: %s", self.url, _mib(done))
 
 
 class _Watch:
@@ -307,13 +283,13 @@ def _transfer(url: str, part: Path, timeout: float, watch: _Watch) -> bool:
         length = response.headers.get("Content-Length", "")
         if total is None and length.isdigit():
             total = done + int(length)
-        progress = _Progress(url, total)
         watch.begin(done)
-        with naming(part), part.open(mode) as handle:
+        name = part.name.removesuffix(".part")
+        with progress(total, f"download {name}", "B", initial=done, log=logger) as bar, naming(part), part.open(mode) as handle:
             while chunk := _read(response):
                 handle.write(chunk)
                 done += len(chunk)
-                progress.update(done)
+                bar.update(len(chunk))
                 watch.update(done)
     if total is None:
         return False
@@ -469,18 +445,6 @@ def _write_member(reader: IO[bytes], dest: Path) -> None:
             writer.write(chunk)
 
 
-class _Count:
-    """Logs how many of an archive's files are extracted, at most every 2 seconds."""
-
-    def __init__(self, archive: Path, total: int) -> None:
-        self.archive, self.total, self.last = archive, total, time.monotonic()
-
-    def update(self, done: int) -> None:
-        if time.monotonic() - self.last >= _PROGRESS_SECONDS:
-            self.last = time.monotonic()
-            logger.info("%s: extracted %d / %d files", self.archive, done, self.total)
-
-
 def safe_extract(archive: Path, target: Path) -> list[Path]:
     """Extract a .zip or .tar(.gz) archive into ``target`` and return the extracted files.
 
@@ -501,14 +465,15 @@ def _extract(archive: Path, target: Path) -> list[Path]:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = [(info, _check_entry(archive, info.filename)) for info in zf.infolist()]
-            count = _Count(archive, len(members))
-            for info, rel in members:
-                if info.is_dir() or not rel.parts:
-                    (target / rel).mkdir(parents=True, exist_ok=True)
-                    continue
-                _write_member(zf.open(info), target / rel)
-                extracted.append(target / rel)
-                count.update(len(extracted))
+            files = sum(not info.is_dir() and bool(rel.parts) for info, rel in members)
+            with progress(files, f"extract {archive.name}", "file", log=logger) as bar:
+                for info, rel in members:
+                    if info.is_dir() or not rel.parts:
+                        (target / rel).mkdir(parents=True, exist_ok=True)
+                        continue
+                    _write_member(zf.open(info), target / rel)
+                    extracted.append(target / rel)
+                    bar.update()
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
             checked = []
@@ -519,16 +484,16 @@ def _extract(archive: Path, target: Path) -> list[Path]:
                         f"{archive}: unsafe entry {member.name!r} (link, device or special file)"
                     )
                 checked.append((member, rel))
-            count = _Count(archive, len(checked))
-            for member, rel in checked:
-                if member.isdir():
-                    (target / rel).mkdir(parents=True, exist_ok=True)
-                    continue
-                reader = tf.extractfile(member)
-                assert reader is not None  # regular files always have content
-                _write_member(reader, target / rel)
-                extracted.append(target / rel)
-                count.update(len(extracted))
+            with progress(sum(member.isfile() for member, _ in checked), f"extract {archive.name}", "file", log=logger) as bar:
+                for member, rel in checked:
+                    if member.isdir():
+                        (target / rel).mkdir(parents=True, exist_ok=True)
+                        continue
+                    reader = tf.extractfile(member)
+                    assert reader is not None  # regular files always have content
+                    _write_member(reader, target / rel)
+                    extracted.append(target / rel)
+                    bar.update()
     else:
         raise _damaged(archive, "not a readable zip or tar archive")
     return extracted
@@ -719,10 +684,12 @@ def _export_split(
     with staged_folder(Path(out_dir)) as stage:
         for split in SPLITS:
             (stage / split / "HR").mkdir(parents=True)
-        for name in sorted(sources):
-            split = "valid" if name in valid else "train"
-            image = _center_crop(to_rgb(sources[name](), name), max_side)
-            image.save(stage / split / "HR" / f"{name}.png")
+        with progress(count, f"export {origin}", "image", log=logger) as bar:
+            for name in sorted(sources):
+                split = "valid" if name in valid else "train"
+                image = _center_crop(to_rgb(sources[name](), name), max_side)
+                image.save(stage / split / "HR" / f"{name}.png")
+                bar.update()
     logger.info("%s: %d train and %d valid images", origin, count - n_valid, n_valid)
 
 

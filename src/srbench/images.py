@@ -1,8 +1,10 @@
-"""Reading and writing image files: RGB uint8 arrays in, PNG out."""
+"""Reading and writing image files: RGB uint8 arrays in, PNG out (whole, or band by band)."""
 
 import logging
+import struct
 import warnings
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,6 +75,20 @@ def image_size(path: Path) -> tuple[int, int]:
         raise InvalidImageError(f"{path}: cannot read image ({error})") from error
 
 
+def bit_depth(path: Path) -> int:
+    """Bits per sample as the file stores them, from its header: a PNG's bit depth (1, 2, 4, 8 or
+    16; Pillow reads 16-bit RGB PNGs as 8-bit without saying so), 16 for Pillow's 16-bit grey
+    modes, else 8."""
+    try:
+        with _pillow_limits(path), _open(path) as image:
+            if image.format == "PNG":
+                with open(path, "rb") as file:
+                    return file.read(25)[24]  # signature (8), IHDR length and type (8), width, height, then the depth
+            return 16 if image.mode in _SIXTEEN_BIT_MODES else 8
+    except (OSError, ValueError, IndexError) as error:
+        raise InvalidImageError(f"{path}: cannot read image ({error})") from error
+
+
 def to_rgb(image: Image.Image, source: str | Path = "image") -> Image.Image:
     """Convert an image of any mode Pillow reads to 8-bit RGB.
 
@@ -132,6 +148,59 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ``path``), making the folder if needed."""
     with naming(path), atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_ROWS = 32  # rows filtered at once: a few MB of int16 work arrays however wide the image
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _filtered(rows: np.ndarray, above: np.ndarray, step: int) -> bytes:
+    """PNG scanlines of ``rows`` (R × W·C uint8; ``above``: the row before them), each with the
+    filter (None, Sub, Up, Average, Paeth) whose bytes have the smallest sum of absolute values
+    as signed bytes, the usual heuristic (the PNG specification, 12.8)."""
+    raw = rows.astype(np.int16)
+    up = np.concatenate([above[None].astype(np.int16), raw[:-1]])
+    left = np.zeros_like(raw)
+    left[:, step:] = raw[:, :-step]
+    up_left = np.zeros_like(raw)
+    up_left[:, step:] = up[:, :-step]
+    estimate = left + up - up_left
+    far_left, far_up, far_up_left = np.abs(estimate - left), np.abs(estimate - up), np.abs(estimate - up_left)
+    paeth = np.where((far_left <= far_up) & (far_left <= far_up_left), left, np.where(far_up <= far_up_left, up, up_left))
+    candidates = np.stack([raw, raw - left, raw - up, raw - (left + up) // 2, raw - paeth]).astype(np.uint8)  # modulo 256
+    best = np.abs(candidates.view(np.int8).astype(np.int32)).sum(axis=2).argmin(axis=0)
+    lines = np.empty((len(rows), 1 + rows.shape[1]), np.uint8)
+    lines[:, 0] = best
+    lines[:, 1:] = candidates[best, np.arange(len(rows))]
+    return lines.tobytes()
+
+
+def write_png_rows(path: Path, width: int, height: int, bands: Iterable[np.ndarray]) -> None:
+    """Write an 8-bit RGB PNG of ``width`` × ``height`` from ``bands`` (H×W×3 uint8 arrays, top to
+    bottom) as they come, atomically: memory holds one band, never the whole image. Pillow
+    decodes it to the same pixels as :func:`write_png`'s file."""
+    compressor, written = zlib.compressobj(6), 0
+    above = np.zeros(width * 3, np.uint8)
+    with naming(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        for band in bands:
+            if band.dtype != np.uint8 or band.shape[1:] != (width, 3):
+                raise ValueError(f"{path}: a band of shape {band.shape} ({band.dtype}) in a {width}-wide 8-bit RGB image")
+            flat = band.reshape(len(band), width * 3)
+            for start in range(0, len(flat), _FILTER_ROWS):
+                rows = flat[start : start + _FILTER_ROWS]
+                data = compressor.compress(_filtered(rows, above, 3))
+                if data:
+                    file.write(_png_chunk(b"IDAT", data))
+                above = rows[-1]
+            written += len(band)
+        if written != height:
+            raise ValueError(f"{path}: {written} rows given for an image {height} rows high")
+        file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
 
 
 def list_images(folder: Path) -> list[Path]:

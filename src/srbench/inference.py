@@ -1,5 +1,6 @@
 """Running a trained model on whole images, and choosing the device."""
 
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -13,6 +14,9 @@ from srbench.data import ImagePair
 from srbench.degradation import Rounding, upscale_bicubic
 from srbench.errors import SrbenchError
 from srbench.metrics import sr_metrics, tensor_to_uint8, uint8_to_tensor
+from srbench.progress import progress
+
+logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -77,24 +81,28 @@ def bicubic_upscaler(scale: int, rounding: Rounding = "per_pass") -> Upscaler:
 
 
 def evaluate_pairs(
-    upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None = None
+    upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None = None, description: str | None = "evaluate"
 ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], float]:
-    """Super-resolve every pair; returns per-image metrics, SR images and seconds spent upscaling."""
+    """Super-resolve every pair; returns per-image metrics, SR images and seconds spent upscaling.
+    Progress over the images is shown as ``description`` (:func:`srbench.progress.progress`;
+    None: not shown, e.g. validation inside training's own progress)."""
     per_image: dict[str, dict[str, float]] = {}
     outputs: dict[str, np.ndarray] = {}
     seconds = 0.0
-    for pair in pairs:
-        if device is not None:
-            _synchronize(device)
-        started = time.perf_counter()
-        sr = upscale(pair.lr)
-        if device is not None:
-            _synchronize(device)
-        seconds += time.perf_counter() - started
-        if sr.shape != pair.hr.shape:
-            raise SrbenchError(f"{pair.name}: SR shape {sr.shape} differs from HR shape {pair.hr.shape}")
-        per_image[pair.name] = sr_metrics(sr, pair.hr, scale)
-        outputs[pair.name] = sr
+    with progress(len(pairs), description or "", "image", log=logger, mode=None if description else "off") as bar:
+        for pair in pairs:
+            if device is not None:
+                _synchronize(device)
+            started = time.perf_counter()
+            sr = upscale(pair.lr)
+            if device is not None:
+                _synchronize(device)
+            seconds += time.perf_counter() - started
+            if sr.shape != pair.hr.shape:
+                raise SrbenchError(f"{pair.name}: SR shape {sr.shape} differs from HR shape {pair.hr.shape}")
+            per_image[pair.name] = sr_metrics(sr, pair.hr, scale)
+            outputs[pair.name] = sr
+            bar.update()
     return per_image, outputs, seconds
 
 

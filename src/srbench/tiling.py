@@ -3,19 +3,27 @@
 Each LR tile is run with a margin of real neighbouring pixels at least as wide as the network's
 receptive field, and only its centre is kept, so every output pixel sees the same input as in
 one pass over the whole image: tiles meet without seams. Peak memory is that of one tile plus the
-output image.
+output image, which is assembled as uint8. The bicubic baseline is tiled the same way, with a
+margin of its kernel's reach.
+
+The tile geometry imports no torch (so that `srbench upscale --help` shows :data:`TILE` at once);
+the functions that run a model or the bicubic resize import it when called.
 """
+
+from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
-from srbench.metrics import tensor_to_uint8, uint8_to_tensor
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from srbench.degradation import Rounding
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +31,22 @@ logger = logging.getLogger(__name__)
 TILE = 192
 
 
-@torch.no_grad()
-def _forward(model: nn.Module, lr: np.ndarray, device: torch.device) -> torch.Tensor:
-    return model(uint8_to_tensor(lr).to(device)).float().cpu()
+def _forward(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
+    """``model``'s uint8 result for one uint8 LR crop."""
+    import torch
+
+    from srbench.metrics import tensor_to_uint8, uint8_to_tensor
+
+    with torch.no_grad():
+        return tensor_to_uint8(model(uint8_to_tensor(lr).to(device)).float().cpu())
 
 
 def receptive_radius(model: nn.Module, scale: int, device: torch.device, probe: int = 96) -> int:
     """How many LR pixels away an input pixel can still change an output pixel, measured: the
     reach of the input gradient of the output pixels of the central LR pixel of a random
     ``probe``-sized image (widened until the gradient no longer reaches the probe's border)."""
+    import torch
+
     generator = torch.Generator().manual_seed(0)
     while True:
         image = torch.rand(1, 3, probe, probe, generator=generator).to(device).requires_grad_()
@@ -44,49 +59,71 @@ def receptive_radius(model: nn.Module, scale: int, device: torch.device, probe: 
         probe *= 2
 
 
-Progress = Callable[[int, int], None]
+OnTile = Callable[[int, int], None]
+
+#: LR pixels of margin for bicubic tiles: MATLAB's bicubic kernel reaches 2 LR pixels each way
+#: when upscaling, so 4 leave every kept output pixel the whole image's neighbours.
+BICUBIC_MARGIN = 4
+
+
+def tile_count(height: int, width: int, tile: int = TILE) -> int:
+    """How many ``tile`` × ``tile`` tiles cover an LR image of ``height`` × ``width``."""
+    return math.ceil(height / tile) * math.ceil(width / tile)
+
+
+class TiledUpscaler:
+    """``run`` (an LR crop -> its ×``scale`` uint8 result) over ``tile`` × ``tile`` tiles of an LR
+    image, each with ``margin`` LR pixels of its neighbours, keeping each tile's centre: called,
+    the whole uint8 result; :meth:`bands`, the result a row of tiles at a time (to write it as it
+    comes: memory then holds one band, whatever the image size). ``on_tile(done, total)`` is
+    called after each tile."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], scale: int, tile: int, margin: int) -> None:
+        self.run, self.scale, self.tile, self.margin = run, scale, tile, margin
+
+    def bands(self, lr: np.ndarray, on_tile: OnTile = lambda done, total: None) -> Iterator[np.ndarray]:
+        """The uint8 result of ``lr`` from top to bottom, ``tile`` × ``scale`` rows at a time."""
+        height, width = lr.shape[:2]
+        scale, tile, margin = self.scale, self.tile, self.margin
+        total, done = tile_count(height, width, tile), 0
+        for top in range(0, height, tile):
+            bottom = min(top + tile, height)
+            band = np.empty(((bottom - top) * scale, width * scale, *lr.shape[2:]), np.uint8)
+            outer_top = max(top - margin, 0)
+            for left in range(0, width, tile):
+                right = min(left + tile, width)
+                outer_left = max(left - margin, 0)
+                out = self.run(lr[outer_top : min(bottom + margin, height), outer_left : min(right + margin, width)])
+                y, x = (top - outer_top) * scale, (left - outer_left) * scale
+                band[:, left * scale : right * scale] = out[y : y + (bottom - top) * scale, x : x + (right - left) * scale]
+                done += 1
+                on_tile(done, total)
+            yield band
+
+    def __call__(self, lr: np.ndarray, on_tile: OnTile = lambda done, total: None) -> np.ndarray:
+        sr = np.empty((lr.shape[0] * self.scale, lr.shape[1] * self.scale, *lr.shape[2:]), np.uint8)
+        row = 0
+        for band in self.bands(lr, on_tile):
+            sr[row : row + len(band)] = band
+            row += len(band)
+        return sr
 
 
 def tiled_upscaler(
     model: nn.Module, device: torch.device, scale: int, tile: int = TILE, margin: int | None = None
-) -> Callable[..., np.ndarray]:
-    """An upscaler that runs ``model`` (in eval mode) on ``tile`` × ``tile`` LR tiles, each with
-    ``margin`` LR pixels of its neighbours (default: the receptive field, :func:`receptive_radius`,
-    measured once here). ``upscale(lr, on_tile)`` calls ``on_tile(done, total)`` after each tile."""
+) -> TiledUpscaler:
+    """:class:`TiledUpscaler` running ``model`` (in eval mode) on ``device``, with a margin of
+    ``margin`` LR pixels (default: the receptive field, :func:`receptive_radius`, measured once here)."""
     model.eval()
     radius = receptive_radius(model, scale, device) if margin is None else margin
     model.zero_grad(set_to_none=True)
     logger.info("tiles of %d LR px with a margin of %d px (the network's receptive field)", tile, radius)
-
-    def upscale(lr: np.ndarray, on_tile: Progress = lambda done, total: None) -> np.ndarray:
-        height, width = lr.shape[:2]
-        sr = np.empty((height * scale, width * scale, 3), np.uint8)
-        rows, columns = math.ceil(height / tile), math.ceil(width / tile)
-        for index in range(rows * columns):
-            top, left = index // columns * tile, index % columns * tile
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            outer_top, outer_left = max(top - radius, 0), max(left - radius, 0)
-            outer = lr[outer_top : min(bottom + radius, height), outer_left : min(right + radius, width)]
-            out = _forward(model, outer, device)
-            y, x = (top - outer_top) * scale, (left - outer_left) * scale
-            centre = out[..., y : y + (bottom - top) * scale, x : x + (right - left) * scale]
-            sr[top * scale : bottom * scale, left * scale : right * scale] = tensor_to_uint8(centre)
-            on_tile(index + 1, rows * columns)
-        return sr
-
-    return upscale
+    return TiledUpscaler(lambda crop: _forward(model, crop, device), scale, tile, radius)
 
 
-def log_progress(name: str) -> Progress:
-    """An ``on_tile`` that logs ``name``'s progress with an ETA, at most every 2 seconds."""
-    started = last = time.perf_counter()
+def tiled_bicubic(scale: int, rounding: Rounding = "per_pass", tile: int = TILE, margin: int = BICUBIC_MARGIN) -> TiledUpscaler:
+    """:class:`TiledUpscaler` of :func:`srbench.degradation.upscale_bicubic`: with its default
+    margin, the same uint8 image as one pass, to the bit."""
+    from srbench.degradation import upscale_bicubic
 
-    def report(done: int, total: int) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        if done == total or now - last >= 2:
-            last = now
-            eta = (now - started) / done * (total - done)
-            logger.info("%s: tile %d/%d (%.0f%%, eta %.0fs)", name, done, total, 100 * done / total, eta)
-
-    return report
+    return TiledUpscaler(lambda crop: upscale_bicubic(crop, scale, rounding), scale, tile, margin)

@@ -22,6 +22,8 @@ from srbench.errors import SrbenchError
 from srbench.files import save_torch
 from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler
 from srbench.losses import adversarial_loss
+from srbench.progress import format_seconds
+from srbench.progress import progress as show_progress  # fit has a local `progress` (the run's state)
 from srbench.sampling import PatchSampler
 
 logger = logging.getLogger(__name__)
@@ -303,11 +305,6 @@ class Schedule:
     checkpoint_every: int = 100
 
 
-def _format_seconds(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes}m{seconds:02d}s"
-
-
 @dataclass
 class Progress:
     """Where a run stands, as a checkpoint keeps it: the last step taken, the history so far, the
@@ -371,7 +368,7 @@ def _load_checkpoint(path: Path, objective: Objective, device: torch.device, fin
 
 
 def _validate(model: nn.Module, pairs: list[ImagePair], scale: int, device: torch.device) -> dict[str, float]:
-    per_image, _, _ = evaluate_pairs(model_upscaler(model, device), pairs, scale, device)
+    per_image, _, _ = evaluate_pairs(model_upscaler(model, device), pairs, scale, device, description=None)
     model.train()
     return mean_metrics(per_image)
 
@@ -421,42 +418,47 @@ def fit(
 
     running: dict[str, Tensor] = {}
     since_log, clock = 0, time.perf_counter()
-    for step in range(start + 1, schedule.steps + 1):
-        lr, hr = sampler.batch(step)
-        losses = objective.step(lr, hr)
-        if progress.initial_loss is None:  # the first batch, before any update: one sync, once
-            progress.initial_loss = world.mean(losses[watched].float()).item()
-        for key, value in losses.items():
-            running[key] = running[key] + value if key in running else value
-        since_log += 1
+    bar_mode = None if world.main else "off"  # one bar, rank 0's
+    with show_progress(schedule.steps, "train", "step", initial=start, every=None, log=logger, mode=bar_mode) as bar:
+        for step in range(start + 1, schedule.steps + 1):
+            lr, hr = sampler.batch(step)
+            losses = objective.step(lr, hr)
+            if progress.initial_loss is None:  # the first batch, before any update: one sync, once
+                progress.initial_loss = world.mean(losses[watched].float()).item()
+            for key, value in losses.items():
+                running[key] = running[key] + value if key in running else value
+            since_log += 1
+            bar.update()
 
-        last = step == schedule.steps
-        due = (schedule.log_every, schedule.validate_every, schedule.checkpoint_every)
-        if last or any(step % every == 0 for every in due):
-            sums = world.mean(torch.stack([value.float() for value in running.values()]))
-            averaged = dict(zip(running, (value / since_log for value in sums.tolist())))  # the one sync
-            if not all(math.isfinite(value) for value in averaged.values()):
-                raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
-            if averaged[watched] > DIVERGENCE_FACTOR * progress.initial_loss:
-                raise TrainingDiverged(
-                    f"training diverged by step {step}: {watched} {averaged[watched]:.4g} is over {DIVERGENCE_FACTOR:g}x "
-                    f"the first batch's {progress.initial_loss:.4g} (lower the learning rate)"
-                )
-            progress.seconds += time.perf_counter() - clock
-            running, since_log = {}, 0
-            if world.main:
-                record(step, averaged | {"lr": objective.optimization.lr})
-                rate = (step - start) / (progress.seconds - resumed_seconds)
-                logger.info(
-                    "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
-                    step, schedule.steps, averaged["loss"], rate, _format_seconds((schedule.steps - step) / rate),
-                )
-                if step % schedule.validate_every == 0 or last:
-                    metrics = _validate(model, valid_pairs, sampler.scale, device)
-                    record(step, {f"val_{key}": value for key, value in metrics.items()})
-                    logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
-                if step % schedule.checkpoint_every == 0 or last:
-                    progress.step = step
-                    _save_checkpoint(checkpoint, objective, progress, fingerprint)
-            clock = time.perf_counter()
+            last = step == schedule.steps
+            due = (schedule.log_every, schedule.validate_every, schedule.checkpoint_every)
+            if last or any(step % every == 0 for every in due):
+                sums = world.mean(torch.stack([value.float() for value in running.values()]))
+                averaged = dict(zip(running, (value / since_log for value in sums.tolist())))  # the one sync
+                if not all(math.isfinite(value) for value in averaged.values()):
+                    raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
+                if averaged[watched] > DIVERGENCE_FACTOR * progress.initial_loss:
+                    raise TrainingDiverged(
+                        f"training diverged by step {step}: {watched} {averaged[watched]:.4g} is over {DIVERGENCE_FACTOR:g}x "
+                        f"the first batch's {progress.initial_loss:.4g} (lower the learning rate)"
+                    )
+                progress.seconds += time.perf_counter() - clock
+                running, since_log = {}, 0
+                if world.main:
+                    record(step, averaged | {"lr": objective.optimization.lr})
+                    rate = (step - start) / (progress.seconds - resumed_seconds)
+                    bar.update(0, loss=averaged["loss"])
+                    if not bar.drawing:  # in logs, this line is the progress: step, loss, rate, ETA
+                        logger.info(
+                            "step %d/%d loss %.5f (%.2f steps/s, eta %s)",
+                            step, schedule.steps, averaged["loss"], rate, format_seconds((schedule.steps - step) / rate),
+                        )
+                    if step % schedule.validate_every == 0 or last:
+                        metrics = _validate(model, valid_pairs, sampler.scale, device)
+                        record(step, {f"val_{key}": value for key, value in metrics.items()})
+                        logger.info("step %d validation psnr_y %.3f dB ssim_y %.4f", step, metrics["psnr_y"], metrics["ssim_y"])
+                    if step % schedule.checkpoint_every == 0 or last:
+                        progress.step = step
+                        _save_checkpoint(checkpoint, objective, progress, fingerprint)
+                clock = time.perf_counter()
     return history
