@@ -1,22 +1,28 @@
 """`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) and, when its weights
 load, LPIPS of a model or of bicubic, on every prepared test set."""
 
+from __future__ import annotations
+
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
 from pipeline.tracking import mlflow_run, output_places
-from srbench.data import ImagePair, bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
 from srbench.download import BENCHMARK_SETS
 from srbench.files import staged_folder
 from srbench.images import write_png
-from srbench.inference import Upscaler, bicubic_upscaler, evaluate_pairs, mean_metrics, model_upscaler, pick_device
-from srbench.models import MODELS, SCALES, load_model
-from srbench.perceptual import LPIPS, load_lpips
+from srbench.names import MODEL_NAMES, SCALES
+
+if TYPE_CHECKING:
+    import torch
+
+    from srbench.data import ImagePair
+    from srbench.inference import Upscaler
+    from srbench.perceptual import LPIPS
 
 SAMPLE_IMAGES = 3  # SR images per test set attached to the MLflow run
 
@@ -30,14 +36,17 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
     return found
 
 
-def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict], summary: dict | None) -> None:
-    """results/MODEL/<set>/sr/*.png and per_image.json (and ``summary`` as metrics.json, unless
-    None), written beside ``out`` and swapped in whole."""
+def _write_results(
+    out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict], evaluation: dict, summary: dict | None
+) -> None:
+    """results/MODEL/<set>/sr/*.png, <set>/per_image.json and evaluation.json (and ``summary`` as
+    metrics.json, unless None), written beside ``out`` and swapped in whole."""
     with staged_folder(out) as staging:
         for set_name, images in outputs.items():
             for name, sr in images.items():
                 write_png(staging / set_name / "sr" / f"{name}.png", sr)
             write_json(staging / set_name / "per_image.json", per_image[set_name])
+        write_json(staging / "evaluation.json", evaluation)
         if summary is not None:
             write_json(staging / "metrics.json", summary)
 
@@ -45,18 +54,21 @@ def _write_results(out: Path, outputs: dict[str, dict[str, np.ndarray]], per_ima
 def _score(
     upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None, lpips: LPIPS | None
 ) -> tuple[dict, dict, dict]:
-    """Mean metrics (LPIPS None when unavailable), per-image metrics and SR images of one test set."""
+    """Mean metrics (numbers only: no ``lpips`` key when LPIPS is unavailable), per-image metrics
+    and SR images of one test set."""
+    from srbench.inference import evaluate_pairs, mean_metrics
+
     per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, device)
     if lpips is not None:
         for pair in pairs:
             per_image[pair.name]["lpips"] = lpips(outputs[pair.name], pair.hr)
     megapixels = sum(sr.shape[0] * sr.shape[1] for sr in outputs.values()) / 1e6
-    summary = {"lpips": None, **mean_metrics(per_image), "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
+    summary = {**mean_metrics(per_image), "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
     return summary, per_image, outputs
 
 
 def evaluate(
-    model: str = typer.Argument(..., help=f"bicubic or one of: {', '.join(MODELS)}."),
+    model: str = typer.Argument(..., help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare: valid/ and benchmark/<set>/ pairs."),
     hr_dir: Path = typer.Option(None, "--hr-dir", help="Evaluate on this folder of HR images instead, degraded like the training data."),
@@ -65,16 +77,24 @@ def evaluate(
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
     """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, Keras
-    accuracy, LPIPS), and throughput."""
+    accuracy, LPIPS when its weights load), throughput, and how LPIPS and the device ran
+    (evaluation.json)."""
     params = Params(params_file)
-    device = pick_device(params.string("evaluate.device"))
+    device_setting = params.string("evaluate.device")
     use_lpips = params.choice("evaluate.lpips", (True, False))
-    if model != "bicubic" and model not in MODELS:
-        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODELS)}")
+    if model != "bicubic" and model not in MODEL_NAMES:
+        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
     if scale is not None and scale not in SCALES:
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
+
+    from srbench.data import bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
+    from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
+    from srbench.models import load_model
+    from srbench.perceptual import load_lpips
+
+    device = pick_device(device_setting)
     out = out or Path(f"results/{model}")
     metrics_path = out / "metrics.json" if hr_dir is not None else Path(f"metrics/eval/{model}.json")
     rounding = bicubic_rounding(data)
@@ -90,28 +110,28 @@ def evaluate(
     else:
         pairs = {name: load_pairs(folder) for name, folder in evaluation_sets(data).items()}
     lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
-    lpips_status = unavailable or "available (alex)"
+    evaluation = {"lpips": unavailable or "available (alex)", "device": str(used_device or "cpu")}
 
-    logged = {"model": model, "scale": scale, "device": str(used_device or "cpu"), "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
+    logged = {"model": model, "scale": scale, "device": evaluation["device"], "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
     ensure_writable(out.parent, metrics_path.parent if hr_dir is None else out.parent, *output_places())
     lock = "evaluate-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]  # one evaluation into each output folder at a time
     with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model) as mlflow:
-        mlflow.set_tag("lpips", lpips_status)
-        summary: dict = {"lpips_status": lpips_status}
+        mlflow.set_tag("lpips", evaluation["lpips"])
+        summary: dict = {}
         per_image, outputs = {}, {}
         for set_name, set_pairs in pairs.items():
             summary[set_name], per_image[set_name], outputs[set_name] = _score(upscale, set_pairs, scale, used_device, lpips)
             scores = summary[set_name]
-            mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items() if value is not None})
+            mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items()})
             logger.info(
                 "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, lpips %s, keras accuracy %.4f, %.3f MP/s",
                 model, set_name, scale, len(set_pairs), scores["psnr_y"], scores["ssim_y"], scores["psnr_rgb"],
-                "–" if scores["lpips"] is None else f"{scores['lpips']:.4f}", scores["keras_accuracy"], scores["megapixels_per_second"],
+                f"{scores['lpips']:.4f}" if "lpips" in scores else "–", scores["keras_accuracy"], scores["megapixels_per_second"],
             )
         if hr_dir is not None:  # metrics.json is part of the output folder
-            _write_results(out, outputs, per_image, summary)
+            _write_results(out, outputs, per_image, evaluation, summary)
         else:
-            _write_results(out, outputs, per_image, None)
+            _write_results(out, outputs, per_image, evaluation, None)
             write_json(metrics_path, summary)
         for set_name, images in outputs.items():
             mlflow.log_artifact(str(out / set_name / "per_image.json"), artifact_path=set_name)

@@ -171,11 +171,15 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     arch = {"depth": 3, "num_filters": 8}
     save_model(workdir / "vdsr.pt", build_model("vdsr", 3, arch), "vdsr", 3, arch)
 
+    set_param(workdir, "evaluate.lpips", False)
     result = srbench("evaluate", "vdsr", "--weights", "vdsr.pt", "--hr-dir", "photos", "--out", "mine", cwd=workdir)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((workdir / "mine" / "metrics.json").read_text())
     per_image = json.loads((workdir / "mine" / "photos" / "per_image.json").read_text())
     assert metrics["photos"]["n_images"] == 2 and set(per_image) == {"one", "two"}
+    assert "lpips" not in metrics["photos"] and all(isinstance(value, (int, float)) for value in metrics["photos"].values())
+    evaluation = json.loads((workdir / "mine" / "evaluation.json").read_text())
+    assert evaluation == {"lpips": "off (evaluate.lpips: false)", "device": "cpu"}
     assert read_image(workdir / "mine" / "photos" / "sr" / "one.png").shape == (33, 39, 3)  # mod-cropped to x3
     assert not (workdir / "metrics").exists()  # the pipeline's own metrics are left alone
 

@@ -1,6 +1,7 @@
 """End to end: `dvc repro` on a tiny profile in a temporary copy of the repository."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench
+from srbench.files import file_digest
 
 TINY = {
     "data": {"max_side": 64, "valid_images": ["chelsea", "coffee"]},
@@ -35,32 +37,50 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+CARD_KEYS = {"model", "scale", "arch", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
+
+
+def numbers_only(values: dict) -> bool:
+    """Whether every leaf of ``values`` is a number (what DVC's metrics tables show well)."""
+    return all(
+        numbers_only(value) if isinstance(value, dict) else isinstance(value, (int, float)) and not isinstance(value, bool)
+        for value in values.values()
+    )
+
+
 def test_metrics_for_every_model(repo: Path) -> None:
     for model in ["bicubic", *MODELS]:
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
-        assert set(metrics) == {"valid", "lpips_status"}  # no benchmark sets in the quick profile
+        assert set(metrics) == {"valid"} and numbers_only(metrics)  # no benchmark sets in the quick profile
         valid = metrics["valid"]
-        assert set(valid) >= {"psnr_y", "ssim_y", "psnr_rgb", "lpips", "keras_accuracy", "megapixels_per_second"}
+        assert set(valid) == {"psnr_y", "ssim_y", "psnr_rgb", "keras_accuracy", "megapixels_per_second", "n_images"}
         assert 0 < valid["keras_accuracy"] <= 1
         assert 5 < valid["psnr_y"] < 100 and 0 < valid["ssim_y"] <= 1
-        assert valid["lpips"] is None and "not found" in metrics["lpips_status"]  # no AlexNet weights offline
+        evaluation = json.loads((repo / "results" / model / "evaluation.json").read_text())
+        assert set(evaluation) == {"lpips", "device"} and evaluation["device"] == "cpu"
+        assert "not found" in evaluation["lpips"]  # no AlexNet weights offline: no lpips key in the metrics
         assert len(list((repo / "results" / model / "valid" / "sr").glob("*.png"))) == 2
     for model in MODELS:
         summary = json.loads((repo / "metrics" / "train" / f"{model}.json").read_text())
-        assert summary["n_parameters"] > 0 and summary["training_seconds"] > 0
+        assert numbers_only(summary) and summary["n_parameters"] > 0 and summary["training_seconds"] > 0
         assert (repo / "models" / f"{model}.pt").is_file()
-    assert "psnr_y" in dvc("metrics", "show", cwd=repo)
+        card = json.loads((repo / "models" / f"{model}.json").read_text())
+        assert set(card) >= CARD_KEYS and card["model"] == model and card["device"] == "cpu" and card["precision"] == "fp32"
+    shown = dvc("metrics", "show", cwd=repo)
+    assert "psnr_y" in shown and "not found" not in shown  # the LPIPS status is in results/MODEL/evaluation.json
 
 
 def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
     report = (repo / "reports" / "report.md").read_text()
-    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| Model")]
+    rows = report[report.index("| Model"):].split("\n\n")[0].splitlines()[2:]  # the table of means, under its header
     assert [row.split("|")[1].strip() for row in rows] == ["bicubic", *MODELS]
     assert "## scikit-image photographs validation" in report
     assert "- srgan content loss: mse." in report and "- srgan-seed content loss: vgg34 (random weights)." in report
     assert "## Where this profile departs from the papers" in report and "- **vdsr**:" in report
     assert all(row.rstrip(" |").endswith("–") for row in rows)  # nothing published for these photographs
-    for figure in ("comparison.png", "training_curves.png"):
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
+    assert "training_curves.png" in figures and len(figures) >= 2  # the curves and the crops
+    for figure in figures:
         with Image.open(repo / "reports" / figure) as image:
             assert image.width > 300 and image.height > 200
 
@@ -116,3 +136,22 @@ def test_the_paper_profile_dry_runs_every_stage(repo: Path) -> None:
         assert json.loads((repo / "data" / "raw" / "dataset.json").read_text())["source"] == "samples"  # nothing ran
     finally:
         subprocess.run(["git", "checkout", "params.yaml"], cwd=repo, check=True)
+
+
+def test_a_clone_pulls_the_models_from_the_remote(repo: Path, tmp_path: Path) -> None:
+    """The team workflow the README documents: commit dvc.lock and `dvc push`; a fresh `git clone`
+    then `dvc pull` gets the same model files (the project's remote, pointed at a folder here)."""
+    remote = tmp_path / "remote"
+    dvc("remote", "modify", "--local", "storage", "url", str(remote), cwd=repo)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "trained"], cwd=repo, check=True)
+    dvc("push", cwd=repo)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    assert not (clone / "models" / "srcnn.pt").exists()
+    dvc("remote", "modify", "--local", "storage", "url", str(remote), cwd=clone)
+    dvc("pull", cwd=clone)
+    for model in MODELS:
+        for name in (f"{model}.pt", f"{model}.json"):
+            assert file_digest(clone / "models" / name) == file_digest(repo / "models" / name), name
