@@ -1,8 +1,39 @@
 #!/usr/bin/env bash
-# One-command setup: a virtual environment in .venv with srbench, DVC, MLflow and the test tools.
+# One-command setup: a virtual environment in .venv with srbench, DVC, MLflow and the test tools,
+# at the exact versions (and file hashes) of requirements.lock, made for CPython 3.11 on Linux x86_64.
+#   ./setup.sh          torch and torchvision from PyPI (CUDA build: runs on the CPU too)
+#   ./setup.sh --cpu    the same versions of torch and torchvision, CPU-only builds, from
+#                       https://download.pytorch.org/whl/cpu (no CUDA libraries: about 4 GB less)
+# PYTHON=python3.11 ./setup.sh picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")"
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+case "${1:-}" in
+    "") cpu=false ;;
+    --cpu) cpu=true ;;
+    *) echo "usage: ./setup.sh [--cpu]" >&2; exit 2 ;;
+esac
+python=${PYTHON:-python3}
+lock_platform='import platform, sys
+sys.exit((platform.python_implementation(), sys.version_info[:2], platform.system(), platform.machine())
+         != ("CPython", (3, 11), "Linux", "x86_64"))'
+"$python" -c "$lock_platform" || {
+    echo "setup.sh: requirements.lock is for CPython 3.11 on Linux x86_64, $python is not (set PYTHON=...); see README 'Setup'" >&2
+    exit 1
+}
+"$python" -m venv .venv
+# --no-compile: Python writes a module's .pyc when it is first imported; compiling all 6 GB up
+# front took half of setup's time, and the benchmark imports a small part of it.
+install=(.venv/bin/python -m pip install --quiet --no-deps --no-compile)
+if $cpu; then
+    # The lock without the torch stack (torch, torchvision and the CUDA libraries only torch needs) ...
+    awk '/^[^ #]/ { skip = ($1 ~ /^(torch|torchvision|triton|nvidia-.*|cuda-.*)==/) } !skip' requirements.lock > .venv/requirements-cpu.lock
+    "${install[@]}" --require-hashes -r .venv/requirements-cpu.lock
+    # ... then the lock's torch and torchvision versions as CPU builds (no hashes: that index's files are not locked).
+    "${install[@]}" --index-url https://download.pytorch.org/whl/cpu $(grep -Eo '^(torch|torchvision)==[^ ]+' requirements.lock | sed 's/$/+cpu/')
+else
+    "${install[@]}" --require-hashes -r requirements.lock
+fi
+"${install[@]}" --no-build-isolation -e .
+.venv/bin/python -m pip check
 .venv/bin/srbench --help > /dev/null
 echo "srbench is installed in .venv: activate it with '. .venv/bin/activate', then run 'dvc repro'."
