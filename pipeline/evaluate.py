@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
-from pipeline.tracking import mlflow_run, output_places
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, refuse_pipeline_paths, workspace_lock, write_json
+from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.download import BENCHMARK_SETS
-from srbench.files import staged_folder
+from srbench.files import staged_folder, tree_digest
 from srbench.images import write_png
 from srbench.names import MODEL_NAMES, SCALES
 
@@ -52,13 +52,13 @@ def _write_results(
 
 
 def _score(
-    upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None, lpips: LPIPS | None
+    set_name: str, upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None, lpips: LPIPS | None
 ) -> tuple[dict, dict, dict]:
     """Mean metrics (numbers only: no ``lpips`` key when LPIPS is unavailable), per-image metrics
     and SR images of one test set."""
     from srbench.inference import evaluate_pairs, mean_metrics
 
-    per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, device)
+    per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, device, description=f"evaluate {set_name}")
     if lpips is not None:
         for pair in pairs:
             per_image[pair.name]["lpips"] = lpips(outputs[pair.name], pair.hr)
@@ -88,6 +88,8 @@ def evaluate(
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
+    if out is not None and out.resolve() != Path(f"results/{model}").resolve():
+        refuse_pipeline_paths("--out", out)
 
     from srbench.data import bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
     from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
@@ -106,9 +108,10 @@ def evaluate(
         network, meta = load_model(weights or Path(f"models/{model}.pt"), device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
-        pairs = {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}
+        sources, pairs = {hr_dir.name: hr_dir}, {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}
     else:
-        pairs = {name: load_pairs(folder) for name, folder in evaluation_sets(data).items()}
+        sources = evaluation_sets(data)
+        pairs = {name: load_pairs(folder) for name, folder in sources.items()}
     lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
     evaluation = {"lpips": unavailable or "available (alex)", "device": str(used_device or "cpu")}
 
@@ -120,7 +123,9 @@ def evaluate(
         summary: dict = {}
         per_image, outputs = {}, {}
         for set_name, set_pairs in pairs.items():
-            summary[set_name], per_image[set_name], outputs[set_name] = _score(upscale, set_pairs, scale, used_device, lpips)
+            files = sorted(path for path in sources[set_name].rglob("*") if path.is_file())
+            log_dataset(mlflow, sources[set_name], tree_digest(files, sources[set_name])[:16], "evaluation")
+            summary[set_name], per_image[set_name], outputs[set_name] = _score(set_name, upscale, set_pairs, scale, used_device, lpips)
             scores = summary[set_name]
             mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items()})
             logger.info(

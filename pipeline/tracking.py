@@ -33,9 +33,8 @@ from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from pipeline.common import Terminated, terminating
+from pipeline.common import dvc_paths, Terminated, terminating
 
 logger = logging.getLogger("srbench")
 
@@ -68,20 +67,6 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
 
 
-def _dvc_outputs(lock_texts: list[str]) -> set[str]:
-    """The paths of every output (data, models, metrics, plots) of the stages in the given
-    ``dvc.lock`` texts, relative to the repository; an unreadable text adds none."""
-    paths = set()
-    for text in lock_texts:
-        try:
-            stages = (yaml.safe_load(text) or {}).get("stages", {})
-        except (yaml.YAMLError, AttributeError):
-            continue
-        for stage in stages.values() if isinstance(stages, dict) else []:
-            paths.update(out["path"].rstrip("/") for out in stage.get("outs", []) if isinstance(out, dict) and "path" in out)
-    return paths
-
-
 def _changed_files() -> list[str]:
     """The tracked files that differ from HEAD (index or working tree), relative to the repository."""
     entries = _git("status", "--porcelain=v1", "-z", "--untracked-files=no").split("\0")
@@ -110,7 +95,7 @@ def git_commit() -> str:
     locks = [(root / "dvc.lock").read_text()] if (root / "dvc.lock").is_file() else []
     with suppress(subprocess.CalledProcessError):
         locks.append(_git("show", "HEAD:dvc.lock"))
-    outputs = _dvc_outputs(locks) | {"dvc.lock"}
+    outputs = set().union(*(dvc_paths(text) for text in locks)) | {"dvc.lock"}
     dirty = [path for path in changed if not any(path == out or path.startswith(f"{out}/") for out in outputs)]
     return commit + ("-dirty" if dirty else "")
 

@@ -186,6 +186,12 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     result = srbench("evaluate", "bicubic", "--hr-dir", "photos", cwd=workdir)
     assert_one_line_error(result, "--out is required with --hr-dir")
 
+    shutil.copy(REPO / "dvc.lock", workdir / "dvc.lock")
+    for out, owned, stage in (("results/mine", "results", "report"), ("src", "src/srbench/", "")):
+        result = srbench("evaluate", "bicubic", "--hr-dir", "photos", "--out", out, cwd=workdir)
+        assert_one_line_error(result, f"--out {out}: overlaps {owned}", stage)  # dvc repro would overwrite it, or it would delete code
+    assert not (workdir / "results").exists()
+
     result = srbench("upscale", "--model", "vdsr", "--weights", "vdsr.pt", "photos/one.png", "--out", "up", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert read_image(workdir / "up" / "one.png").shape == (99, 120, 3)
