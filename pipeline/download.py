@@ -10,10 +10,8 @@ import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
 from pipeline.tracking import mlflow_run, output_places
-from srbench import download as library
 from srbench.files import staged_folder
-from srbench.images import list_images
-from srbench.names import SCALES
+from srbench.names import BENCHMARK_SETS, SCALES
 
 SOURCES = ("samples", "div2k", "folder")
 DATASET_NAMES = {"samples": "scikit-image photographs", "div2k": "DIV2K"}
@@ -33,10 +31,13 @@ def download(
     if valid_names is not None and (not isinstance(valid_names, list) or not valid_names or not all(isinstance(n, str) for n in valid_names)):
         raise ParamError(f"{params.path}: data.valid_images = {valid_names!r}: null or a list of image names")
     benchmark_sets = params.get("data.benchmark_sets")
-    if not isinstance(benchmark_sets, list) or not set(benchmark_sets) <= set(library.BENCHMARK_SETS):
+    if not isinstance(benchmark_sets, list) or not set(benchmark_sets) <= set(BENCHMARK_SETS):
         raise ParamError(
-            f"{params.path}: data.benchmark_sets = {benchmark_sets!r}: a list of any of {', '.join(library.BENCHMARK_SETS)}"
+            f"{params.path}: data.benchmark_sets = {benchmark_sets!r}: a list of any of {', '.join(BENCHMARK_SETS)}"
         )
+    from srbench import download as library  # numpy, Pillow, scikit-image: after the cheap checks
+    from srbench.images import list_images
+
     checksums = {}
     if params.get("data.checksums") is not None:
         checksums = library.read_checksums(params.existing_file("data.checksums"))

@@ -7,17 +7,15 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, refuse_pipeline_paths, workspace_lock, write_json
 from pipeline.tracking import log_dataset, mlflow_run, output_places
-from srbench.download import BENCHMARK_SETS
 from srbench.files import staged_folder, tree_digest
-from srbench.images import write_png
-from srbench.names import MODEL_NAMES, SCALES
+from srbench.names import BENCHMARK_SETS, MODEL_NAMES, SCALES
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from srbench.data import ImagePair
@@ -41,6 +39,8 @@ def _write_results(
 ) -> None:
     """results/MODEL/<set>/sr/*.png, <set>/per_image.json and evaluation.json (and ``summary`` as
     metrics.json, unless None), written beside ``out`` and swapped in whole."""
+    from srbench.images import write_png
+
     with staged_folder(out) as staging:
         for set_name, images in outputs.items():
             for name, sr in images.items():

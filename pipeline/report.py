@@ -156,7 +156,7 @@ def report(
         text += "".join(f"![{comparison.name}](comparison_{comparison.name}.png)\n\n" for comparison in comparisons)
         text += (
             "## Training curves\n\nValidation Y-PSNR and training loss against training time (minutes) and training images "
-            "seen (steps x batch size x processes), bicubic dashed"
+            "seen (steps x batch size, the batch of all processes together), bicubic dashed"
             + ("; srgan's curves are its adversarial phase only, from the trained srresnet" if "srgan" in trained else "")
             + ".\n\n![Training curves](training_curves.png)\n"
         )

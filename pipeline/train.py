@@ -292,8 +292,9 @@ def train(
         False, "--resume", help="Continue from checkpoints/MODEL.pt, if it was made by this same run (params, data, code)."
     ),
 ) -> None:
-    """Train MODEL; weights to models/MODEL.pt, summary to metrics/train/, curves to plots/train/.
-    With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes.
+    """Train MODEL; weights to models/MODEL.pt with its card models/MODEL.json, summary to
+    metrics/train/, curves to plots/train/, and a new version of srbench-MODEL in MLflow's Model
+    Registry. With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes.
     One training of MODEL at a time in a workspace; a finished run removes its checkpoint."""
     params = Params(params_file)
     settings = read_settings(params, model)

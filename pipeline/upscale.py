@@ -6,10 +6,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import ParamError, ensure_writable, logger
-from srbench.images import bit_depth, image_size, list_images, read_image, write_png, write_png_rows
-from srbench.names import MODEL_NAMES, SCALES
-from srbench.progress import progress
-from srbench.tiling import TILE, tile_count
+from srbench.names import MODEL_NAMES, SCALES, TILE
 
 
 def upscale(
@@ -21,13 +18,17 @@ def upscale(
     scale: int = typer.Option(None, help="Scale, for bicubic only (trained models know theirs)."),
     tile: int = typer.Option(TILE, min=0, help="LR tile side (0: the whole image in one pass, memory permitting)."),
 ) -> None:
-    """Upscale IN... with MODEL and write OUT/<name>.png (8-bit RGB). Images run in tiles, each
+    """Upscale images (files, folders, glob patterns) with MODEL into OUT/<name>.png (8-bit RGB). Images run in tiles, each
     with a margin of the network's receptive field (bicubic: of its kernel), so any image size
     fits in bounded memory and the result equals one pass over the whole image."""
     if model == "bicubic" and scale not in SCALES:
         raise ParamError(f"--scale {scale}: bicubic needs --scale 2, 3 or 4")
     if model != "bicubic" and model not in MODEL_NAMES:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
+    from srbench.images import read_image, write_png, write_png_rows  # numpy and Pillow: after the cheap checks
+    from srbench.progress import progress
+    from srbench.tiling import tile_count
+
     paths = _expand(inputs)
     targets = _targets(paths, out)
     sizes = [_eight_bit_size(path) for path in paths]  # every input readable, from its header, before any work
@@ -57,6 +58,8 @@ def upscale(
 
 def _eight_bit_size(path: Path) -> tuple[int, int]:
     """(width, height) of an input image from its header; a 16-bit one is refused in one line."""
+    from srbench.images import bit_depth, image_size
+
     size = image_size(path)
     if bit_depth(path) > 8:
         raise ParamError(
@@ -69,6 +72,8 @@ def _eight_bit_size(path: Path) -> tuple[int, int]:
 def _expand(inputs: list[str]) -> list[Path]:
     """The images named: files as they are, a folder's PNG/JPEG files, a glob pattern's matches
     (for shells that pass it on unexpanded); anything else is one line naming it."""
+    from srbench.images import list_images
+
     paths: list[Path] = []
     for name in inputs:
         path = Path(name)

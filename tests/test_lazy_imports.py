@@ -9,7 +9,7 @@ import pytest
 
 from pipeline_repo import REPO
 
-HEAVY = ("torch", "torchvision", "mlflow", "matplotlib", "dvc", "skimage.metrics")
+HEAVY = ("torch", "torchvision", "mlflow", "matplotlib", "dvc", "skimage", "numpy", "PIL")  # the CLI answers in ~0.1 s of imports
 
 
 def _modules_after(code: str, listing: Path) -> set[str]:

@@ -54,6 +54,7 @@ from skimage import data as skdata
 from srbench.errors import DownloadError, SrbenchError, UnsafeArchiveError
 from srbench.files import file_digest, naming, staged_folder
 from srbench.images import list_images, open_image, to_rgb
+from srbench.names import BENCHMARK_SETS
 from srbench.progress import progress
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,6 @@ BENCHMARK_ARCHIVES: dict[str, Archive] = {
     "benchmark.tar": Archive("benchmark.tar", "4ace41d33c2384b97e6b320cd0afd6ba", None),
 }
 
-BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 
 BENCHMARK_SCALES = (2, 3, 4)
 

@@ -6,8 +6,8 @@ one pass over the whole image: tiles meet without seams. Peak memory is that of 
 output image, which is assembled as uint8. The bicubic baseline is tiled the same way, with a
 margin of its kernel's reach.
 
-The tile geometry imports no torch (so that `srbench upscale --help` shows :data:`TILE` at once);
-the functions that run a model or the bicubic resize import it when called.
+The functions that run a model or the bicubic resize import torch when called. The default
+tile side, :data:`srbench.names.TILE`, lives with the command line's names.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from srbench.names import TILE
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: LR pixels per tile side (before the margin): a 64-feature network at x4 keeps well under 2 GB.
-TILE = 192
 
 
 def _forward(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
