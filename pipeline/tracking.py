@@ -30,7 +30,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 
@@ -83,9 +83,9 @@ def _changed_files() -> list[str]:
 
 def git_commit() -> str:
     """The checked-out commit, with ``-dirty`` when a tracked file other than what DVC writes
-    differs from it; ``unknown`` outside a git repository. ``dvc.lock`` and the outputs its stages
-    list (in the working tree's and in HEAD's lock) are what ``dvc repro`` rewrites as it runs:
-    they make no run of a pipeline dirty."""
+    differs from it; ``unknown`` outside a git repository. ``dvc.lock``, the outputs its stages
+    list (in the working tree's and in HEAD's lock) and the ``.gitignore`` files beside them are
+    what ``dvc repro`` rewrites as it runs: they make no run of a pipeline dirty."""
     try:
         commit = _git("rev-parse", "HEAD").strip()
         root = Path(_git("rev-parse", "--show-toplevel").strip())
@@ -95,7 +95,8 @@ def git_commit() -> str:
     locks = [(root / "dvc.lock").read_text()] if (root / "dvc.lock").is_file() else []
     with suppress(subprocess.CalledProcessError):
         locks.append(_git("show", "HEAD:dvc.lock"))
-    outputs = set().union(*(dvc_paths(text) for text in locks)) | {"dvc.lock"}
+    outputs = set().union(*(dvc_paths(text) for text in locks))
+    outputs |= {"dvc.lock"} | {(PurePosixPath(out).parent / ".gitignore").as_posix() for out in outputs}  # DVC lists its outputs there
     dirty = [path for path in changed if not any(path == out or path.startswith(f"{out}/") for out in outputs)]
     return commit + ("-dirty" if dirty else "")
 

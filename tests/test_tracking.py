@@ -352,7 +352,7 @@ def git_repository(root: Path) -> None:
     }}
     for path, text in {
         "dvc.lock": yaml.safe_dump(lock), "code.py": "x = 1\n", "data/prepared/meta.json": "{}",
-        "models/m.json": "{}", "metrics/train/m.json": "{}", "plots/train/m.csv": "step\n",
+        "models/m.json": "{}", "metrics/train/m.json": "{}", "plots/train/m.csv": "step\n", "models/.gitignore": "/m.pt\n",
     }.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
@@ -375,6 +375,7 @@ def test_git_commit_is_dirty_only_for_changes_dvc_did_not_write(tmp_path: Path, 
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     for path in ("data/prepared/meta.json", "models/m.json", "metrics/train/m.json"):
         (root / path).write_text('{"rewritten": 1}')
+    (root / "models/.gitignore").write_text("/m.pt\n/m.json\n")  # DVC adds a new output's line
     assert git_commit() == head, "what dvc repro writes made the run dirty"
     (root / "plots/train/m.csv").write_text("step\n1\n")  # no stage's output
     assert git_commit() == f"{head}-dirty"
