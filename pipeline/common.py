@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,22 @@ def stop_on_sigterm() -> None:
         raise Terminated(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def wait_passing_signals(process: subprocess.Popen, grace: float) -> int:
+    """Wait for ``process`` to exit and return its exit status. If this process is interrupted
+    meanwhile (SIGTERM, Ctrl-C), send the child SIGTERM, give it ``grace`` seconds to end
+    cleanly (its MLflow run, its outputs), kill it after that, and re-raise."""
+    try:
+        return process.wait()
+    except BaseException:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
 
 
 def terminating() -> bool:

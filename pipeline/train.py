@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import srbench
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json, write_text
+from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, wait_passing_signals, workspace_lock, write_json, write_text
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.files import atomic_path, file_digest, naming, tree_digest
@@ -270,16 +270,7 @@ def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
         # torchrun inherits the locked file, so the lock holds as long as it runs, even if this
         # launcher is killed
         process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: f"train-{model}"}, pass_fds=(lock.fileno(),))
-        try:
-            returncode = process.wait()
-        except BaseException:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            raise
+        returncode = wait_passing_signals(process, grace=60)
     raise typer.Exit(returncode)
 
 

@@ -1,14 +1,13 @@
 """`srbench ui`: the MLflow UI on this workspace's runs, opened on the quality view."""
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.parse
 
 import typer
 
-from pipeline.common import ParamError, logger
+from pipeline.common import ParamError, logger, wait_passing_signals
 from pipeline.tracking import ARTIFACTS, EXPERIMENT, TRACKING_DIR, URI_VARIABLE, VIEW_KEY, artifact_root, tracking_uri, use_store, workspace
 
 
@@ -44,15 +43,4 @@ def ui(
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     logger.info("MLflow UI on %s (artifacts under %s)", store, root / ARTIFACTS if not user_uri else "the store's locations")
     logger.info("the %s runs, with their PSNR / SSIM columns: %s", EXPERIMENT, runs_page(f"http://{shown_host}:{port}", experiment_id))
-    process = subprocess.Popen(command)
-    try:
-        returncode = process.wait()
-    except BaseException:  # Ctrl-C reaches the server too; SIGTERM is passed on
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        raise
-    raise typer.Exit(returncode)
+    raise typer.Exit(wait_passing_signals(subprocess.Popen(command), grace=30))
