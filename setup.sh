@@ -21,8 +21,10 @@ sys.exit((platform.python_implementation(), sys.version_info[:2], platform.syste
     exit 1
 }
 "$python" -m venv .venv
-# --no-compile: Python writes a module's .pyc when it is first imported; compiling all 6 GB up
-# front took half of setup's time, and the benchmark imports a small part of it.
+# --no-compile, then compileall below on every core: pip compiles one file at a time (half of
+# setup's time). The .pyc files must exist: where PYTHONDONTWRITEBYTECODE is set (this project's
+# CI machines) Python never writes them, and every `srbench` process would compile torch, MLflow
+# and DVC from source again (about 14 s each; the tests ran twice as long).
 install=(.venv/bin/python -m pip install --quiet --no-deps --no-compile)
 if $cpu; then
     # The lock without the torch stack (torch, torchvision and the CUDA libraries only torch needs) ...
@@ -34,6 +36,8 @@ else
     "${install[@]}" --require-hashes -r requirements.lock
 fi
 "${install[@]}" --no-build-isolation -e .
+# As pip does, a file written for a newer Python (torch ships a few) is left uncompiled.
+.venv/bin/python -m compileall -q -j 0 .venv/lib > /dev/null 2>&1 || true
 .venv/bin/python -m pip check
 .venv/bin/srbench --help > /dev/null
 echo "srbench is installed in .venv: activate it with '. .venv/bin/activate', then run 'dvc repro'."
