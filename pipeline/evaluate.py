@@ -1,5 +1,6 @@
-"""`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention) and, when its weights
-load, LPIPS of a model or of bicubic, on every prepared test set."""
+"""`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention), the mean error of each
+colour channel and, when its weights load, LPIPS of a model or of bicubic, on every prepared test
+set."""
 
 from __future__ import annotations
 
@@ -51,11 +52,16 @@ def _write_results(
             write_json(staging / "metrics.json", summary)
 
 
+def _worst_colour_image(per_image: dict[str, dict[str, float]]) -> str:
+    """The image whose mean error in some colour channel is the largest (the first on ties)."""
+    return max(per_image, key=lambda name: per_image[name]["worst_channel_error"])
+
+
 def _score(
     set_name: str, upscale: Upscaler, pairs: list[ImagePair], scale: int, device: torch.device | None, lpips: LPIPS | None
 ) -> tuple[dict, dict, dict]:
-    """Mean metrics (numbers only: no ``lpips`` key when LPIPS is unavailable), per-image metrics
-    and SR images of one test set."""
+    """Mean metrics (numbers only: no ``lpips`` key when LPIPS is unavailable) with the largest
+    ``worst_channel_error`` of any image, per-image metrics and SR images of one test set."""
     from srbench.inference import evaluate_pairs, mean_metrics
 
     per_image, outputs, seconds = evaluate_pairs(upscale, pairs, scale, device, description=f"evaluate {set_name}")
@@ -63,7 +69,8 @@ def _score(
         for pair in pairs:
             per_image[pair.name]["lpips"] = lpips(outputs[pair.name], pair.hr)
     megapixels = sum(sr.shape[0] * sr.shape[1] for sr in outputs.values()) / 1e6
-    summary = {**mean_metrics(per_image), "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
+    worst = per_image[_worst_colour_image(per_image)]["worst_channel_error"]
+    summary = {**mean_metrics(per_image), "max_worst_channel_error": worst, "megapixels_per_second": megapixels / seconds, "n_images": len(pairs)}
     return summary, per_image, outputs
 
 
@@ -76,9 +83,9 @@ def evaluate(
     weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
-    """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, Keras
-    accuracy, LPIPS when its weights load), throughput, and how LPIPS and the device ran
-    (evaluation.json)."""
+    """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, mean
+    error of each colour channel and the largest on any image, Keras accuracy, LPIPS when its
+    weights load), throughput, and how LPIPS and the device ran (evaluation.json)."""
     params = Params(params_file)
     device_setting = params.string("evaluate.device")
     use_lpips = params.choice("evaluate.lpips", (True, False))
@@ -128,9 +135,12 @@ def evaluate(
             summary[set_name], per_image[set_name], outputs[set_name] = _score(set_name, upscale, set_pairs, scale, used_device, lpips)
             scores = summary[set_name]
             mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items()})
+            worst = _worst_colour_image(per_image[set_name])
             logger.info(
-                "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, lpips %s, keras accuracy %.4f, %.3f MP/s",
+                "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, "
+                "mean colour error r/g/b %+.2f/%+.2f/%+.2f levels (worst image %s: %.2f), lpips %s, keras accuracy %.4f, %.3f MP/s",
                 model, set_name, scale, len(set_pairs), scores["psnr_y"], scores["ssim_y"], scores["psnr_rgb"],
+                scores["mean_error_r"], scores["mean_error_g"], scores["mean_error_b"], worst, scores["max_worst_channel_error"],
                 f"{scores['lpips']:.4f}" if "lpips" in scores else "–", scores["keras_accuracy"], scores["megapixels_per_second"],
             )
         if hr_dir is not None:  # metrics.json is part of the output folder

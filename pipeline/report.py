@@ -1,6 +1,7 @@
 """`srbench report`: per test set, a table of means (with the published numbers beside the
-measured ones) and, for the validation images, a table per image; one crop comparison figure per
-validation image and the training curves against time and images seen, in reports/."""
+measured ones), for the validation images a table per image, and the models with a colour cast on
+some image; one crop comparison figure per validation image and the training curves against time
+and images seen, in reports/."""
 
 import json
 from pathlib import Path
@@ -16,6 +17,9 @@ from srbench.names import GAN_MODELS, MODEL_NAMES
 from srbench.published import SOURCES, published
 
 CARD_KEYS = ("device", "device_name", "precision")  # of a model card, models/MODEL.json
+COLOUR_KEYS = ("mean_error_r", "mean_error_g", "mean_error_b")
+SET_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", *COLOUR_KEYS, "max_worst_channel_error", "megapixels_per_second", "n_images")  # of each test set in metrics/eval/MODEL.json
+IMAGE_KEYS = ("psnr_y", "ssim_y", *COLOUR_KEYS, "worst_channel_error")  # of each image in results/MODEL/SET/per_image.json
 
 
 def _read_json(path: Path, stage: str) -> Any:
@@ -25,14 +29,29 @@ def _read_json(path: Path, stage: str) -> Any:
 
 
 def _test_sets(path: Path, metrics: dict, expected: list[str] | None) -> list[str]:
-    """The test sets of an evaluation's metrics file, checked: each a mapping of numbers, and the
-    same sets as ``expected`` (bicubic's)."""
+    """The test sets of an evaluation's metrics file, checked: each a mapping of numbers with
+    :data:`SET_KEYS`, and the same sets as ``expected`` (bicubic's)."""
     for key, values in metrics.items():
         if not isinstance(values, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
             raise SrbenchError(f"{path}: {key} is not a test set of numbers (metrics from an older srbench: evaluate again)")
+        if missing := [name for name in SET_KEYS if name not in values]:
+            raise SrbenchError(f"{path}: {key} has no {', '.join(missing)} (metrics from an older srbench: evaluate again)")
     if expected is not None and list(metrics) != expected:
         raise SrbenchError(f"{path}: test sets {', '.join(metrics)}; bicubic has {', '.join(expected)} (evaluate again)")
     return list(metrics)
+
+
+def _per_image(model: str, set_name: str, expected: list[str] | None) -> dict[str, dict[str, float]]:
+    """results/MODEL/SET/per_image.json, checked: every image with :data:`IMAGE_KEYS`, and the
+    same images as ``expected`` (bicubic's, sorted)."""
+    path = Path(f"results/{model}/{set_name}/per_image.json")
+    per_image = _read_json(path, f"evaluate {model}")
+    for name, values in per_image.items():
+        if missing := [key for key in IMAGE_KEYS if key not in values]:
+            raise SrbenchError(f"{path}: {name} has no {', '.join(missing)} (metrics from an older srbench: evaluate {model} again)")
+    if expected is not None and sorted(per_image) != expected:
+        raise SrbenchError(f"{path}: images {sorted(per_image)}; bicubic's are {expected}")
+    return per_image
 
 
 def _set_title(set_name: str, meta: dict) -> tuple[str, str]:
@@ -84,17 +103,20 @@ def report(
             raise SrbenchError(f"models/{model}.json: no {', '.join(missing)} (a model card from an older srbench: train again)")
     if "lpips" not in evaluation["bicubic"]:
         raise SrbenchError("results/bicubic/evaluation.json: no lpips key (evaluate bicubic again)")
-    per_image = {model: _read_json(Path(f"results/{model}/valid/per_image.json"), f"evaluate {model}") for model in models}
-    for model in trained_models:
-        if set(per_image[model]) != set(per_image["bicubic"]):
-            raise SrbenchError(f"results/{model}/valid/per_image.json: images {sorted(per_image[model])}; bicubic's are {sorted(per_image['bicubic'])}")
+    per_image = {}  # test set -> model -> image -> metrics
+    for set_name in set_names:
+        bicubic = _per_image("bicubic", set_name, None)
+        per_image[set_name] = {"bicubic": bicubic} | {model: _per_image(model, set_name, sorted(bicubic)) for model in trained_models}
     histories = {model: Path(f"plots/train/{model}.csv") for model in trained_models}
     for path in histories.values():
         if not path.is_file():
             raise SrbenchError(f"{path}: not found (run srbench train first)")
     ensure_writable(out.parent, *output_places())
     # matplotlib and srbench.metrics (torch): only the report needs them
+    from srbench.metrics import COLOUR_CAST_LEVELS
     from srbench.reporting import (
+        CAST_MARK,
+        colour_cast_lines,
         compare_crops,
         comparison_figure,
         error_limit,
@@ -116,19 +138,23 @@ def report(
                 if row["published"]:
                     cited.add(model)
                 rows.append(row)
-                mlflow.log_metrics({f"{set_name}_{model}_psnr_y": row["psnr_y"], f"{set_name}_{model}_ssim_y": row["ssim_y"]})
+                mlflow.log_metrics({f"{set_name}_{model}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
             section = f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
             if set_name == "valid":
                 section += (
                     "\nPer image, Y-PSNR (dB) / Y-SSIM; in each row the best Y-PSNR and the best Y-SSIM in bold, "
-                    "and the model of best Y-PSNR with its gain over bicubic:\n\n" + per_image_table(per_image)
+                    f"and the model of best Y-PSNR with its gain over bicubic; {CAST_MARK}: a colour cast on that image "
+                    f"(mean error above {COLOUR_CAST_LEVELS:g} grey levels in some RGB channel):\n\n" + per_image_table(per_image[set_name])
                 )
-            sections.append(section)
+            sections.append(section + "\n" + "\n\n".join(colour_cast_lines(per_image[set_name])) + "\n")
 
         notes = [
             f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px; "
             f"LR images: {meta['lr_source'].replace('_', ' ')}.",
             "Y-PSNR/Y-SSIM: BT.601 luma, `scale` pixels cropped at each border, SR rounded to uint8 (BasicSR convention).",
+            "Colour error: the mean of SR − HR in each RGB channel (R / G / B, grey levels of 0-255, `scale` pixels cropped), "
+            "averaged over the images, then the largest of any one image: a colour cast or brightness shift, which PSNR hides; "
+            f"{CAST_MARK}: above {COLOUR_CAST_LEVELS:g} levels.",
             f"LPIPS (AlexNet, lower is better): {evaluation['bicubic']['lpips']}.",
             "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
             "not a fidelity measure.",
@@ -145,7 +171,7 @@ def report(
             text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {note}\n" for model, note in departures.items())
 
         results = {model: Path(f"results/{model}/valid/sr") for model in models}
-        shown = sorted(per_image["bicubic"])[:crop_images]
+        shown = sorted(per_image["valid"]["bicubic"])[:crop_images]
         comparisons = [compare_crops(name, data / "valid", results, scale, crop_size) for name in shown]
         limit = error_limit(comparisons)
         text += (

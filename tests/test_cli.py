@@ -178,6 +178,7 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     per_image = json.loads((workdir / "mine" / "photos" / "per_image.json").read_text())
     assert metrics["photos"]["n_images"] == 2 and set(per_image) == {"one", "two"}
     assert "lpips" not in metrics["photos"] and all(isinstance(value, (int, float)) for value in metrics["photos"].values())
+    assert metrics["photos"]["max_worst_channel_error"] == max(values["worst_channel_error"] for values in per_image.values())  # not averaged away
     evaluation = json.loads((workdir / "mine" / "evaluation.json").read_text())
     assert evaluation == {"lpips": "off (evaluate.lpips: false)", "device": "cpu"}
     assert read_image(workdir / "mine" / "photos" / "sr" / "one.png").shape == (33, 39, 3)  # mod-cropped to x3

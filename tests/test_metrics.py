@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from srbench.metrics import keras_accuracy, psnr, rgb_to_y, sr_metrics, ssim, tensor_to_uint8, uint8_to_tensor
+from srbench.metrics import channel_errors, keras_accuracy, psnr, rgb_to_y, sr_metrics, ssim, tensor_to_uint8, uint8_to_tensor
 
 
 def _random_image(shape: tuple[int, int, int], seed: int, low: int = 0, high: int = 256) -> np.ndarray:
@@ -130,8 +130,8 @@ def test_ssim_and_psnr_decrease_with_noise() -> None:
     assert psnrs[0] > psnrs[1] > psnrs[2]
 
 
-@pytest.mark.parametrize("metric", [psnr, ssim])
-def test_shape_mismatch_raises(metric: Callable[..., float]) -> None:
+@pytest.mark.parametrize("metric", [psnr, ssim, lambda a, b, crop_border, _: channel_errors(a, b, crop_border)])
+def test_shape_mismatch_raises(metric: Callable[..., object]) -> None:
     a = np.zeros((20, 20, 3), dtype=np.uint8)
     b = np.zeros((20, 21, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"\(20, 20, 3\).*\(20, 21, 3\)"):
@@ -146,17 +146,58 @@ def test_invalid_inputs_raise() -> None:
         psnr(a, a, 10, False)
     with pytest.raises(ValueError, match="11"):
         ssim(a, a, 5, True)
+    with pytest.raises(ValueError, match="uint8"):
+        channel_errors(a.astype(np.float32), a.astype(np.float32), 0)
+    with pytest.raises(ValueError, match="crop_border 10"):
+        channel_errors(a, a, 10)
+    with pytest.raises(ValueError, match="H×W×3"):
+        channel_errors(a[..., 0], a[..., 0], 0)
+
+
+def test_channel_errors_of_a_red_cast() -> None:
+    hr = _random_image((20, 24, 3), seed=71, high=250)
+    sr = hr.copy()
+    sr[..., 0] += 3  # SR redder than HR everywhere
+    errors = channel_errors(sr, hr, crop_border=0)
+    assert errors == {"mean_error_r": 3.0, "mean_error_g": 0.0, "mean_error_b": 0.0, "worst_channel_error": 3.0}
+    assert channel_errors(hr, sr, crop_border=0)["mean_error_r"] == -3.0  # signed: SR − HR
+
+
+def test_channel_errors_of_a_darker_image() -> None:
+    hr = _random_image((20, 24, 3), seed=72, low=2)
+    errors = channel_errors(hr - 2, hr, crop_border=2)
+    assert [errors[f"mean_error_{c}"] for c in "rgb"] == [-2.0, -2.0, -2.0]
+    assert errors["worst_channel_error"] == 2.0  # a magnitude: positive
+
+
+def test_channel_errors_leave_the_border_out() -> None:
+    hr = _random_image((20, 24, 3), seed=73, high=150)
+    sr = hr.copy()
+    sr[:3] += 50  # the top 3 rows...
+    sr[:, -3:, 2] += 50  # ...and the last 3 columns of blue differ
+    assert channel_errors(sr, hr, crop_border=3) == dict.fromkeys(("mean_error_r", "mean_error_g", "mean_error_b", "worst_channel_error"), 0.0)
+    inside = channel_errors(sr, hr, crop_border=2)
+    assert inside["mean_error_r"] == pytest.approx(50 / 16) and inside["mean_error_b"] > inside["mean_error_r"]
+    assert inside["worst_channel_error"] == inside["mean_error_b"]
+
+
+def test_channel_errors_of_identical_images_are_zero() -> None:
+    image = _random_image((16, 16, 3), seed=74)
+    assert set(channel_errors(image, image.copy(), crop_border=1).values()) == {0.0}
 
 
 def test_sr_metrics_keys_and_crop() -> None:
     hr = _random_image((30, 36, 3), seed=41)
     sr = _add_noise(hr, 5.0, seed=42)
     metrics = sr_metrics(sr, hr, scale=3)
-    assert set(metrics) == {"psnr_y", "ssim_y", "psnr_rgb", "keras_accuracy"}
+    assert list(metrics) == [
+        "psnr_y", "ssim_y", "psnr_rgb", "mean_error_r", "mean_error_g", "mean_error_b", "worst_channel_error", "keras_accuracy",
+    ]
     assert metrics["psnr_y"] == psnr(sr, hr, 3, True)
     assert metrics["ssim_y"] == ssim(sr, hr, 3, True)
     assert metrics["psnr_rgb"] == psnr(sr, hr, 3, False)
     assert metrics["keras_accuracy"] == keras_accuracy(sr, hr, 3)
+    assert {key: metrics[key] for key in channel_errors(sr, hr, 3)} == channel_errors(sr, hr, 3)
     assert all(isinstance(value, float) for value in metrics.values())
 
 

@@ -53,7 +53,12 @@ def test_metrics_for_every_model(repo: Path) -> None:
         metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
         assert set(metrics) == {"valid"} and numbers_only(metrics)  # no benchmark sets in the quick profile
         valid = metrics["valid"]
-        assert set(valid) == {"psnr_y", "ssim_y", "psnr_rgb", "keras_accuracy", "megapixels_per_second", "n_images"}
+        assert set(valid) == {
+            "psnr_y", "ssim_y", "psnr_rgb", "mean_error_r", "mean_error_g", "mean_error_b", "worst_channel_error",
+            "max_worst_channel_error", "keras_accuracy", "megapixels_per_second", "n_images",
+        }
+        per_image = json.loads((repo / "results" / model / "valid" / "per_image.json").read_text())
+        assert valid["max_worst_channel_error"] == max(values["worst_channel_error"] for values in per_image.values())
         assert 0 < valid["keras_accuracy"] <= 1
         assert 5 < valid["psnr_y"] < 100 and 0 < valid["ssim_y"] <= 1
         evaluation = json.loads((repo / "results" / model / "evaluation.json").read_text())
@@ -74,10 +79,19 @@ def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
     report = (repo / "reports" / "report.md").read_text()
     rows = report[report.index("| Model"):].split("\n\n")[0].splitlines()[2:]  # the table of means, under its header
     assert [row.split("|")[1].strip() for row in rows] == ["bicubic", *MODELS]
-    assert "## scikit-image photographs validation" in report
+    assert "## sample photographs validation" in report
     assert "- srgan content loss: mse." in report and "- srgan-seed content loss: vgg34 (random weights)." in report
     assert "## Where this profile departs from the papers" in report and "- **vdsr**:" in report
     assert all(row.rstrip(" |").endswith("–") for row in rows)  # nothing published for these photographs
+    assert "| Colour error (levels) |" in report
+    flagged = []
+    for model in ["bicubic", *MODELS]:
+        per_image = json.loads((repo / "results" / model / "valid" / "per_image.json").read_text())
+        cast = [name for name, values in per_image.items() if values["worst_channel_error"] > 2]
+        line = f"**{model}**: mean colour error above 2 grey levels on {len(cast)} of {len(per_image)} images (worst: "
+        assert (line in report) == bool(cast), line
+        flagged += cast
+    assert ("Every model's mean colour error stays within 2 grey levels on every image." in report) == (not flagged)
     figures = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
     assert "training_curves.png" in figures and len(figures) >= 2  # the curves and the crops
     for figure in figures:

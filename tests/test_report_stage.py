@@ -3,6 +3,7 @@ and their real metrics, model cards, evaluation statuses and training histories.
 
 import csv
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,16 +24,36 @@ def _write_json(path: Path, values: dict) -> None:
     path.write_text(json.dumps(values))
 
 
-def _evaluate(model: str, sr_images: dict[str, np.ndarray], hr_images: dict[str, np.ndarray]) -> None:
-    """What `srbench evaluate MODEL` leaves for the report: SR PNGs, per-image and mean metrics
-    (no lpips key: LPIPS unavailable), results/MODEL/evaluation.json."""
+def _evaluate(model: str, sr_images: dict[str, np.ndarray], hr_images: dict[str, np.ndarray], set_name: str = "valid") -> None:
+    """What `srbench evaluate MODEL` leaves for the report on one test set: SR PNGs, per-image and
+    mean metrics (no lpips key: LPIPS unavailable), results/MODEL/evaluation.json."""
     per_image = {name: sr_metrics(sr, hr_images[name], scale=2) for name, sr in sr_images.items()}
     for name, sr in sr_images.items():
-        write_png(Path(f"results/{model}/valid/sr/{name}.png"), sr)
-    _write_json(Path(f"results/{model}/valid/per_image.json"), per_image)
+        write_png(Path(f"results/{model}/{set_name}/sr/{name}.png"), sr)
+    _write_json(Path(f"results/{model}/{set_name}/per_image.json"), per_image)
     _write_json(Path(f"results/{model}/evaluation.json"), {"lpips": LPIPS_STATUS, "device": "cpu"})
-    means = {key: float(np.mean([values[key] for values in per_image.values()])) for key in ("psnr_y", "ssim_y", "psnr_rgb", "keras_accuracy")}
-    _write_json(Path(f"metrics/eval/{model}.json"), {"valid": {**means, "megapixels_per_second": 1.5, "n_images": len(per_image)}})
+    means = {key: float(np.mean([values[key] for values in per_image.values()])) for key in next(iter(per_image.values()))}
+    worst = max(values["worst_channel_error"] for values in per_image.values())
+    summary = Path(f"metrics/eval/{model}.json")
+    sets = json.loads(summary.read_text()) if summary.is_file() else {}
+    sets[set_name] = {**means, "max_worst_channel_error": worst, "megapixels_per_second": 1.5, "n_images": len(per_image)}
+    _write_json(summary, sets)
+
+
+def _numbers(text: str) -> list[float]:
+    """The signed numbers of a report's text, its minus signs (−) included."""
+    return [float(number) for number in re.findall(r"[-+]?\d+(?:\.\d+)?", text.replace("−", "-"))]
+
+
+def _hr_images(prepared: Path) -> dict[str, np.ndarray]:
+    return {path.stem: read_image(path) for path in sorted((prepared / "valid" / "HR").glob("*.png"))}
+
+
+def _red_cast(image: np.ndarray, levels: int, rows: slice = slice(None)) -> np.ndarray:
+    """``image`` with ``levels`` added to the red channel of ``rows`` (clipped to 255)."""
+    cast = image.copy()
+    cast[rows, :, 0] = np.minimum(cast[rows, :, 0].astype(int) + levels, 255)
+    return cast
 
 
 def _train(model: str, batch_size: int) -> None:
@@ -61,7 +82,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepared_x2: Path
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = {"report": {"models": ["bicubic", *MODELS], "crop_size": 24, "crop_images": 1, "departures": {"srcnn": "a test recipe"}}}
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    hr_images = {path.stem: read_image(path) for path in sorted((prepared_x2 / "valid" / "HR").glob("*.png"))}
+    hr_images = _hr_images(prepared_x2)
     lr_images = {name: read_image(prepared_x2 / "valid" / "LR" / f"{name}.png") for name in hr_images}
     _evaluate("bicubic", {name: np.repeat(np.repeat(lr, 2, 0), 2, 1) for name, lr in lr_images.items()}, hr_images)
     rng = np.random.default_rng(0)
@@ -80,7 +101,11 @@ def test_report_stage_writes_tables_figures_and_notes(workspace: Path, prepared_
     tables = [block for block in report.split("\n\n") if block.startswith("| ")]
     means, per_image = (list(csv.reader(table.splitlines(), delimiter="|")) for table in tables)
     assert [row[1].strip() for row in means[2:]] == ["bicubic", "srcnn", "srgan"]
-    assert all(row[7].strip() == "n/a" for row in means[2:])  # no lpips key: not measured
+    assert all(row[8].strip() == "n/a" for row in means[2:])  # no lpips key: not measured
+    evaluated = json.loads((workspace / "metrics" / "eval" / "srgan.json").read_text())["valid"]
+    expected = [*(evaluated[f"mean_error_{channel}"] for channel in "rgb"), evaluated["max_worst_channel_error"]]
+    assert re.fullmatch(r"(\S+) / (\S+) / (\S+) \(worst image (\S+)\)", means[4][7].strip())  # srgan: no ⚠
+    assert _numbers(means[4][7]) == pytest.approx(expected, abs=0.051) and expected[3] > 0
     assert [row[1].strip() for row in per_image[2:]] == [*names, "*median*", "*mean*"]
     methods = ["bicubic", *MODELS]
     measured = {method: json.loads((workspace / "results" / method / "valid" / "per_image.json").read_text()) for method in methods}
@@ -89,6 +114,7 @@ def test_report_stage_writes_tables_figures_and_notes(workspace: Path, prepared_
         assert row[-2].strip().startswith(winner) and row[2 + methods.index(winner)].strip().startswith("**")
         assert sum(cell.strip().startswith("**") for cell in row[2:-2]) == 1
     assert {row[-2].strip().split()[0] for row in per_image[2:4]} == {"bicubic", "srcnn"}  # the easy retina: bicubic wins there
+    assert "⚠" not in "".join(tables) and "Every model's mean colour error stays within 2 grey levels on every image." in report
     assert f"LPIPS (AlexNet, lower is better): {LPIPS_STATUS}." in report
     assert "Trained on: cpu (Test CPU), fp32 (every model)" in report and "Inference measured on: cpu." in report
     assert "- srgan content loss: mse." in report and "adversarial phase only" in report
@@ -109,3 +135,58 @@ def test_report_refuses_metrics_with_strings_and_a_missing_model_card(workspace:
     status, stderr = srbench_here("report", "--data", str(prepared_x2))
     assert status != 0 and "metrics/eval/srcnn.json: lpips_status is not a test set of numbers" in stderr
     assert not Path("reports").exists() and not Path("mlruns/mlflow.db").exists()  # refused before any work
+
+
+def test_report_refuses_metrics_without_colour_errors(workspace: Path, prepared_x2: Path, srbench_here: Callable[..., tuple[int, str]]) -> None:
+    colour_keys = ("mean_error_r", "mean_error_g", "mean_error_b", "worst_channel_error", "max_worst_channel_error")
+    current = Path("metrics/eval/srgan.json").read_text()
+    old = {name: {k: v for k, v in values.items() if k not in colour_keys} for name, values in json.loads(current).items()}
+    _write_json(Path("metrics/eval/srgan.json"), old)
+    status, stderr = srbench_here("report", "--data", str(prepared_x2))
+    expected = "metrics/eval/srgan.json: valid has no mean_error_r, mean_error_g, mean_error_b, max_worst_channel_error (metrics from an older srbench: evaluate again)"
+    assert status != 0 and stderr.strip().splitlines()[-1].endswith(expected)
+    Path("metrics/eval/srgan.json").write_text(current)
+    per_image = json.loads(Path("results/srgan/valid/per_image.json").read_text())
+    first = min(per_image)
+    _write_json(Path("results/srgan/valid/per_image.json"), per_image | {first: {k: v for k, v in per_image[first].items() if k not in colour_keys}})
+    status, stderr = srbench_here("report", "--data", str(prepared_x2))
+    expected = f"results/srgan/valid/per_image.json: {first} has no mean_error_r, mean_error_g, mean_error_b, worst_channel_error"
+    assert status != 0 and f"{expected} (metrics from an older srbench: evaluate srgan again)" in stderr
+    assert not Path("reports").exists()
+
+
+
+def test_report_names_the_models_with_a_colour_cast_on_each_test_set(
+    workspace: Path, prepared_x2: Path, srbench_here: Callable[..., tuple[int, str]]
+) -> None:
+    hr_images = _hr_images(prepared_x2)
+    first, second = hr_images
+    close = {name: _red_cast(hr, 1, slice(None, None, 4)) for name, hr in hr_images.items()}  # +0.25 levels: no cast
+    faint = {name: _red_cast(hr, 3, slice(None, None, 2)) for name, hr in hr_images.items()}  # +1.5 levels: no cast either
+    bicubic = {name: read_image(Path(f"results/bicubic/valid/sr/{name}.png")) for name in hr_images}
+    _evaluate("srcnn", close | {first: _red_cast(close[first], 5)}, hr_images)  # a +5 red cast on one validation image
+    _evaluate("srgan", faint, hr_images)
+    for model, sr_images in (("bicubic", bicubic), ("srcnn", close), ("srgan", faint | {second: _red_cast(faint[second], 5)})):
+        _evaluate(model, sr_images, hr_images, "Set5")  # a benchmark set: srgan has the cast there
+    status, stderr = srbench_here("report", "--data", str(prepared_x2))
+    assert status == 0, stderr
+    report = (workspace / "reports" / "report.md").read_text()
+    valid, set5 = report.split("## Set5")
+
+    worst = re.search(r"\*\*srcnn\*\*: mean colour error above 2 grey levels on 1 of 2 images \(worst: (\w+), r/g/b = (\S+) / (\S+) / (\S+)\)", valid)
+    assert worst and worst[1] == first
+    measured = json.loads(Path("results/srcnn/valid/per_image.json").read_text())[first]
+    assert _numbers(" ".join(worst.groups()[1:])) == pytest.approx([measured[f"mean_error_{c}"] for c in "rgb"], abs=0.051)
+    assert 4.5 < measured["mean_error_r"] <= 5.25
+    srgan = json.loads(Path("results/srgan/valid/per_image.json").read_text())
+    assert all(1.25 < values["worst_channel_error"] <= 1.5 for values in srgan.values())  # near the bound, yet within it
+    assert "**srgan**" not in valid and "**bicubic**" not in valid and "Every model's" not in valid
+    tables = {block.split("|")[1].strip(): block for block in valid.split("\n\n") if block.startswith("| ")}
+    rows = {row[1].strip(): [cell.strip() for cell in row[2:-2]] for row in csv.reader(tables["Image"].splitlines()[2:], delimiter="|")}
+    assert [cell.endswith(" ⚠") for cell in rows[first]] == [False, True, False]  # bicubic, srcnn, srgan
+    assert not any(cell.endswith("⚠") for name in (second, "*median*", "*mean*") for cell in rows[name])
+    srcnn_colour = tables["Model"].splitlines()[3].split("|")[7].strip()
+    assert srcnn_colour.endswith(f"(worst image {measured['worst_channel_error']:.1f} ⚠)")
+
+    assert re.search(rf"\*\*srgan\*\*: mean colour error above 2 grey levels on 1 of 2 images \(worst: {second}, r/g/b = \+[67]\.\d / ", set5)
+    assert "**srcnn**: mean colour" not in set5 and "**bicubic**" not in set5

@@ -17,6 +17,7 @@ from srbench.metrics import psnr, rgb_to_y
 from srbench.published import PUBLISHED, published
 from srbench.reporting import (
     COLUMNS,
+    colour_cast_lines,
     compare_crops,
     comparison_figure,
     crop_box,
@@ -29,6 +30,7 @@ from srbench.reporting import (
 
 ROW = {
     "name": "vdsr", "n_parameters": 668227, "training_seconds": 128.4, "psnr_y": 37.1234, "ssim_y": 0.95678, "psnr_rgb": 35.5,
+    "mean_error_r": 0.26, "mean_error_g": -1.249, "mean_error_b": -0.04, "max_worst_channel_error": 1.96,
     "keras_accuracy": 0.91234, "megapixels_per_second": 0.0912,
 }
 
@@ -46,14 +48,16 @@ def smallest_text_px(figure: Figure, width_px: int = 900) -> float:
 def test_table_shows_lpips_as_unavailable_not_zero_and_published_numbers_beside() -> None:
     rows = [
         {**ROW, "name": "bicubic", "n_parameters": 0, "training_seconds": None, "published": (33.66, 0.9299)},  # no lpips key
-        {**ROW, "lpips": 0.123456, "published": None},
+        {**ROW, "lpips": 0.123456, "published": None, "mean_error_r": 5.04, "max_worst_channel_error": 9.96},  # a red cast
     ]
     table = markdown_table(rows)
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
-    assert header == list(COLUMNS) and header[7] == "Keras accuracy"
+    assert header == list(COLUMNS) and header[6] == "Colour error (levels)" and header[8] == "Keras accuracy"
     bicubic, vdsr = cells(table)
-    assert bicubic == ["bicubic", "0", "–", "37.12", "0.9568", "35.50", "n/a", "0.9123", "0.09", "33.66 / 0.9299"]
-    assert vdsr == ["vdsr", "668,227", "2m08s", "37.12", "0.9568", "35.50", "0.1235", "0.9123", "0.09", "–"]
+    colour = "+0.3 / −1.2 / +0.0 (worst image 2.0)"  # true minus signs, no −0.0; 1.96 is within 2 levels: no mark
+    assert bicubic == ["bicubic", "0", "–", "37.12", "0.9568", "35.50", colour, "n/a", "0.9123", "0.09", "33.66 / 0.9299"]
+    colour = "+5.0 / −1.2 / +0.0 (worst image 10.0 ⚠)"
+    assert vdsr == ["vdsr", "668,227", "2m08s", "37.12", "0.9568", "35.50", colour, "0.1235", "0.9123", "0.09", "–"]
 
 
 def test_published_numbers_are_the_cited_ones() -> None:
@@ -65,12 +69,21 @@ def test_published_numbers_are_the_cited_ones() -> None:
     assert all(20 < psnr < 40 and 0.6 < ssim < 1 for table in PUBLISHED.values() for psnr, ssim in table.values())
 
 
+def _colour(red: float, green: float = 0.0, blue: float = 0.0) -> dict[str, float]:
+    """An image's mean channel errors, as in per_image.json."""
+    errors = {"mean_error_r": red, "mean_error_g": green, "mean_error_b": blue}
+    return errors | {"worst_channel_error": max(map(abs, errors.values()))}
+
+
 def test_per_image_table_has_a_row_per_image_and_marks_each_rows_best() -> None:
     per_image = {  # an easy image (retina) on which bicubic wins, two on which the models do
         "bicubic": {"retina": {"psnr_y": 52.96, "ssim_y": 0.99}, "astronaut": {"psnr_y": 30.70, "ssim_y": 0.90}, "coffee": {"psnr_y": 32.0, "ssim_y": 0.93}},
         "srcnn": {"retina": {"psnr_y": 50.0, "ssim_y": 0.98}, "astronaut": {"psnr_y": 31.554, "ssim_y": 0.95}, "coffee": {"psnr_y": 33.0, "ssim_y": 0.92}},
         "vdsr": {"retina": {"psnr_y": 51.0, "ssim_y": 0.97}, "astronaut": {"psnr_y": 31.546, "ssim_y": 0.94}, "coffee": {"psnr_y": 32.5, "ssim_y": 0.94}},
     }
+    for images in per_image.values():
+        for values in images.values():
+            values |= _colour(0.5, -1.0, 2.0)  # 2 levels: within bounds
     table = per_image_table(per_image)
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
     assert header == ["Image", "bicubic", "srcnn", "vdsr", "Best Y-PSNR (dB over bicubic)"]
@@ -81,6 +94,33 @@ def test_per_image_table_has_a_row_per_image_and_marks_each_rows_best() -> None:
     assert rows["coffee"] == ["32.00 / 0.9300", "**33.00** / 0.9200", "32.50 / **0.9400**", "srcnn (+1.00)"]
     assert rows["*median*"] == ["32.00 / 0.9300", "**33.00** / **0.9500**", "32.50 / 0.9400", "srcnn (+1.00)"]
     assert rows["*mean*"][0] == "**38.55** / 0.9400" and rows["*mean*"][-1] == "bicubic"  # the mean hides two losses of three
+
+
+def test_per_image_table_marks_the_cells_of_images_with_a_colour_cast() -> None:
+    scores = {"psnr_y": 30.0, "ssim_y": 0.9}
+    per_image = {
+        "bicubic": {"astronaut": scores | _colour(0.1), "coffee": scores | _colour(-0.2)},
+        "srcnn": {"astronaut": scores | _colour(5.0), "coffee": scores | _colour(1.5)},  # a red cast on astronaut only
+        "vdsr": {"astronaut": scores | _colour(0.0, 0.0, -2.01), "coffee": scores | _colour(0.3)},  # too little blue
+    }
+    rows = {row[0]: row[1:-1] for row in cells(per_image_table(per_image))}
+    assert rows["astronaut"] == ["**30.00** / **0.9000**", "**30.00** / **0.9000** ⚠", "**30.00** / **0.9000** ⚠"]
+    assert not any("⚠" in cell for label in ("coffee", "*median*", "*mean*") for cell in rows[label])
+
+
+def test_colour_cast_lines_name_each_model_with_a_cast_and_its_worst_image() -> None:
+    per_image = {
+        "bicubic": {"astronaut": _colour(0.1), "coffee": _colour(-0.2), "retina": _colour(0.0)},
+        "srcnn": {"astronaut": _colour(5.0, 0.04, -0.3), "coffee": _colour(1.5), "retina": _colour(2.5)},
+        "vdsr": {"astronaut": _colour(1.5), "coffee": _colour(-1.5, 1.5, 1.99), "retina": _colour(2.0)},  # 2 levels at most
+        "srgan": {"astronaut": _colour(0.0, -3.0, -3.26), "coffee": _colour(0.0), "retina": _colour(0.0)},
+    }
+    assert colour_cast_lines(per_image) == [
+        "**srcnn**: mean colour error above 2 grey levels on 2 of 3 images (worst: astronaut, r/g/b = +5.0 / +0.0 / −0.3)",
+        "**srgan**: mean colour error above 2 grey levels on 1 of 3 images (worst: astronaut, r/g/b = +0.0 / −3.0 / −3.3)",
+    ]
+    within = {method: per_image[method] for method in ("bicubic", "vdsr")}
+    assert colour_cast_lines(within) == ["Every model's mean colour error stays within 2 grey levels on every image."]
 
 
 def _textured_photo(height: int, width: int, box: tuple[int, int, int]) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""PSNR and SSIM as the super-resolution literature reports them (BasicSR's convention), and the
-Keras ``accuracy`` of the study whose models we reproduce.
+"""PSNR and SSIM as the super-resolution literature reports them (BasicSR's convention), the mean
+error of each colour channel (a colour cast or a brightness offset, which a PSNR mean hides), and
+the Keras ``accuracy`` of the study whose models we reproduce.
 
 PSNR and SSIM work on the 0-255 scale in float64, after cropping ``crop_border`` pixels from every
 side, either on the BT.601 luma (Y) channel or on the RGB channels.
@@ -109,13 +110,30 @@ def keras_accuracy(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> float:
     return float(np.mean(np.argmax(x, axis=2) == np.argmax(y, axis=2)))
 
 
+#: A model whose mean error in some colour channel exceeds this many grey levels on an image has
+#: tinted or shifted that image; the report flags it.
+COLOUR_CAST_LEVELS = 2.0
+
+
+def channel_errors(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> dict[str, float]:
+    """The mean error SR − HR of each RGB channel of two uint8 images in grey levels (0-255
+    scale), after cropping ``crop_border`` pixels from every side, as ``mean_error_r``,
+    ``mean_error_g``, ``mean_error_b``; and ``worst_channel_error``, the largest of their
+    magnitudes. A colour cast moves them apart; a brightness offset moves them together."""
+    x, y = _prepare(sr, hr, crop_border, y_channel=False)
+    means = (x - y).mean(axis=(0, 1))
+    errors = {f"mean_error_{channel}": float(value) for channel, value in zip("rgb", means)}
+    return errors | {"worst_channel_error": float(np.abs(means).max())}
+
+
 def sr_metrics(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
-    """PSNR/SSIM on Y, PSNR on RGB and Keras accuracy of a uint8 SR image against its HR image,
-    cropping ``scale`` pixels."""
+    """PSNR/SSIM on Y, PSNR on RGB, the mean error of each colour channel (:func:`channel_errors`)
+    and Keras accuracy of a uint8 SR image against its HR image, cropping ``scale`` pixels."""
     return {
         "psnr_y": psnr(sr, hr, crop_border=scale, y_channel=True),
         "ssim_y": ssim(sr, hr, crop_border=scale, y_channel=True),
         "psnr_rgb": psnr(sr, hr, crop_border=scale, y_channel=False),
+        **channel_errors(sr, hr, crop_border=scale),
         "keras_accuracy": keras_accuracy(sr, hr, crop_border=scale),
     }
 

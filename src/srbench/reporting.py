@@ -1,7 +1,8 @@
-"""The report's pieces: the mean table and the per-image table (Markdown), one comparison figure
-per validation image (where the crop lies on the full image, the crop across models with the
-crop's own numbers, difference maps on one colour scale) and the training curves against
-wall-clock time and training images seen. Everything renders offline (matplotlib's Agg canvas).
+"""The report's pieces: the mean table, the per-image table and the colour-cast lines (Markdown),
+one comparison figure per validation image (where the crop lies on the full image, the crop
+across models with the crop's own numbers, difference maps on one colour scale) and the training
+curves against wall-clock time and training images seen. Everything renders offline
+(matplotlib's Agg canvas).
 
 Figures are :data:`FIGURE_WIDTH` inches wide with no text under :data:`SMALLEST_FONT` points:
 scaled to 900 px wide, the smallest text is set at 900 * 11 / (72 * 10) = 13.75 px (digits about
@@ -28,7 +29,7 @@ from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator
 from srbench.errors import SrbenchError
 from srbench.files import atomic_path
 from srbench.images import read_image
-from srbench.metrics import psnr, rgb_to_y, ssim
+from srbench.metrics import COLOUR_CAST_LEVELS, psnr, rgb_to_y, ssim
 
 COLUMNS = (
     "Model",
@@ -37,6 +38,7 @@ COLUMNS = (
     "Y-PSNR (dB)",
     "Y-SSIM",
     "RGB PSNR (dB)",
+    "Colour error (levels)",
     "LPIPS",
     "Keras accuracy",
     "Inference MP/s",
@@ -59,6 +61,7 @@ PANEL = FIGURE_WIDTH / 4  # side of one crop panel, inches: four crops per row
 ERROR_COLOURS = "inferno"
 BOX_COLOUR = "yellow"
 HISTORY_COLUMNS = ("step", "seconds", "images")  # every training history has them (plots/train/MODEL.csv)
+CAST_MARK = "⚠"  # after a per-image cell whose image has a colour cast
 
 
 def _duration(seconds: float | None) -> str:
@@ -68,11 +71,28 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def _signed(value: float) -> str:
+    """``value`` to one decimal with its sign, a true minus for negatives, never '−0.0': '+0.3', '−1.2'."""
+    return f"{round(value, 1) + 0.0:+.1f}".replace("-", "−")
+
+
+def _rgb(values: dict[str, float]) -> str:
+    """The signed mean errors ``mean_error_r``, ``_g``, ``_b`` of ``values``: '+0.3 / −1.2 / +0.4'."""
+    return " / ".join(_signed(values[f"mean_error_{channel}"]) for channel in "rgb")
+
+
+def _has_cast(values: dict[str, float]) -> bool:
+    """Whether an image's mean error in some colour channel exceeds :data:`COLOUR_CAST_LEVELS`."""
+    return values["worst_channel_error"] > COLOUR_CAST_LEVELS
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
-    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``lpips`` (absent or None: not measured),
-    ``keras_accuracy``, ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM) from the
-    literature, or None)."""
+    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``mean_error_r``, ``mean_error_g``, ``mean_error_b``
+    and ``max_worst_channel_error`` (shown as the mean R / G / B errors, then the worst image's
+    largest one, marked when above :data:`COLOUR_CAST_LEVELS`), ``lpips`` (absent or None: not
+    measured), ``keras_accuracy``, ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM)
+    from the literature, or None)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         parameters = f"{row['n_parameters']:,}" if row.get("n_parameters") else "0"
@@ -83,6 +103,8 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['psnr_y']:.2f}",
             f"{row['ssim_y']:.4f}",
             f"{row['psnr_rgb']:.2f}",
+            f"{_rgb(row)} (worst image {row['max_worst_channel_error']:.1f}"
+            + (f" {CAST_MARK})" if row["max_worst_channel_error"] > COLOUR_CAST_LEVELS else ")"),
             "n/a" if row.get("lpips") is None else f"{row['lpips']:.4f}",
             "–" if row.get("keras_accuracy") is None else f"{row['keras_accuracy']:.4f}",
             f"{row['megapixels_per_second']:.2f}",
@@ -102,11 +124,12 @@ def _bold_best(values: list[float], digits: int) -> list[str]:
 def per_image_table(per_image: dict[str, dict[str, dict[str, float]]]) -> str:
     """Y-PSNR / Y-SSIM of every method (columns, in the order given: the reference, bicubic,
     first) on every image (rows, sorted), then their median and mean over the images. In each row
-    the best Y-PSNR and the best Y-SSIM are bold; the last column names the method(s) of best
-    Y-PSNR and their gain over the reference.
+    the best Y-PSNR and the best Y-SSIM are bold; a cell whose image has a colour cast (a mean
+    channel error above :data:`COLOUR_CAST_LEVELS`) ends in :data:`CAST_MARK`; the last column
+    names the method(s) of best Y-PSNR and their gain over the reference.
 
     ``per_image`` maps each method to ``results/METHOD/SET/per_image.json``: image name ->
-    ``psnr_y``, ``ssim_y``; every method must have the same images."""
+    ``psnr_y``, ``ssim_y``, ``worst_channel_error``; every method must have the same images."""
     methods = list(per_image)
     reference = methods[0]
     images = sorted(per_image[reference])
@@ -118,12 +141,29 @@ def per_image_table(per_image: dict[str, dict[str, dict[str, float]]]) -> str:
     header = ["Image", *methods, f"Best Y-PSNR (dB over {reference})"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, psnrs, ssims in rows:
-        cells = [f"{p} / {s}" for p, s in zip(_bold_best(psnrs, 2), _bold_best(ssims, 4))]
+        casts = [label in images and _has_cast(per_image[m][label]) for m in methods]
+        cells = [f"{p} / {s}" + (f" {CAST_MARK}" if cast else "") for p, s, cast in zip(_bold_best(psnrs, 2), _bold_best(ssims, 4), casts)]
         best = max(round(value, 2) for value in psnrs)
         winners = [method for method, value in zip(methods, psnrs) if round(value, 2) == best]
         gain = "" if winners == [reference] else f" ({best - round(psnrs[0], 2):+.2f})"
         lines.append("| " + " | ".join([label, *cells, ", ".join(winners) + gain]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def colour_cast_lines(per_image: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """A line for each method (in the order given) with a colour cast on some image (a mean
+    channel error above :data:`COLOUR_CAST_LEVELS`): on how many of the images, and the worst one
+    with its mean R / G / B errors; a single line saying so when no method has one. ``per_image``
+    maps each method to image name -> ``mean_error_r``, ``_g``, ``_b``, ``worst_channel_error``."""
+    lines = []
+    for method, images in per_image.items():
+        if cast := [name for name in sorted(images) if _has_cast(images[name])]:
+            worst = max(cast, key=lambda name: images[name]["worst_channel_error"])
+            lines.append(
+                f"**{method}**: mean colour error above {COLOUR_CAST_LEVELS:g} grey levels on {len(cast)} of {len(images)} images "
+                f"(worst: {worst}, r/g/b = {_rgb(images[worst])})"
+            )
+    return lines or [f"Every model's mean colour error stays within {COLOUR_CAST_LEVELS:g} grey levels on every image."]
 
 
 def crop_box(hr: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
