@@ -38,7 +38,7 @@ def fresh_recipe(
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
-    network = build_model(model, read_meta(data)["scale"], arch).to(device)
+    network = build_model(model, read_meta(data)["scale"], arch, settings["channels"]).to(device)
     objective = build_objective(model, network, settings, device)
     return settings, objective, build_sampler(data, settings, device)
 

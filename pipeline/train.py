@@ -82,7 +82,7 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
     replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run)."""
     if model not in MODEL_NAMES:
         raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
-    from srbench.models import check_arch
+    from srbench.models import CHANNELS, check_arch
     from srbench.train import PRECISIONS
 
     budget = params.positive_float("train.budget") if budget is None else budget
@@ -104,6 +104,13 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         "patch_size": params.integer(f"{model}.patch_size", minimum=4),
         "optimizer": dataclasses.asdict(_optimizer(params, f"{model}.optimizer", budget, steps)),
     }
+    channels_key = "srresnet.channels" if model == "srgan" else f"{model}.channels"  # srgan goes on from the SRResNet
+    settings["channels"] = params.choice(channels_key, CHANNELS)
+    if model in GAN_MODELS and settings["channels"] != "rgb":
+        raise ParamError(f"{params.path}: {channels_key} = {settings['channels']!r}: {model} trains on RGB (its discriminator judges colour images)")
+    settings["rgb_permutation"] = params.choice(f"{model}.rgb_permutation", (True, False))
+    if settings["rgb_permutation"] and settings["channels"] != "rgb":
+        raise ParamError(f"{params.path}: {model}.rgb_permutation = true: only for RGB training ({channels_key} is {settings['channels']!r})")
     if model not in GAN_MODELS:
         settings["loss_scale"] = params.positive_float(f"{model}.loss_scale")
     if model != "srgan":  # srgan keeps the architecture of the SRResNet it starts from
@@ -146,8 +153,8 @@ def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tup
     from srbench.models import load_model
 
     network, meta = load_model(init, device)
-    if meta["name"] != "srresnet" or meta["scale"] != scale:
-        raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']}, expected srresnet x{scale}")
+    if meta["name"] != "srresnet" or meta["scale"] != scale or meta["channels"] != "rgb":
+        raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']} ({meta['channels']}), expected srresnet x{scale} (rgb)")
     return network.train(), meta["arch"]
 
 
@@ -217,6 +224,7 @@ def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, wo
     return PatchSampler(
         data, settings["batch_size"], settings["patch_size"], settings["seed"],
         device=device, shard=(world.rank, world.size), memory_format=memory_format(settings),
+        channels=settings["channels"], rgb_permutation=settings["rgb_permutation"],
     )
 
 
@@ -225,7 +233,7 @@ def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, wo
 #: the README's reproducibility section says, not another recipe).
 RUN_ONLY_SETTINGS = ("device", "nproc", "deterministic", "channels_last", "compile", "log_every", "validate_every", "checkpoint_every")
 #: The code that shapes a trained model (the train stages' code deps in dvc.yaml).
-TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degradation.py", "models")
+TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degradation.py", "colour.py", "models")
 LOCK_HELD = "SRBENCH_TRAIN_LOCK_HELD"  # set by the launcher for the torchrun processes it starts
 
 
@@ -349,7 +357,7 @@ def _train(
     use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     if init is None:
-        network = build_model(model, scale, settings["arch"]).to(device)
+        network = build_model(model, scale, settings["arch"], settings["channels"]).to(device)
     else:
         network, settings["arch"] = _srresnet_to_start_from(init, scale, device)
     sampler = build_sampler(data, settings, device, world)
@@ -371,6 +379,8 @@ def _train(
         "model": model,
         "scale": scale,
         "arch": settings["arch"],
+        "channels": settings["channels"],
+        "rgb_permutation": settings["rgb_permutation"],
         "device": device.type,
         "device_name": machine["gpu"] or machine["cpu"],
         "precision": precision_that_runs(device, settings["precision"]),
@@ -482,7 +492,7 @@ def _write_outputs(
                 mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
             mlflow.log_text(curves, f"{model}.csv")
             with naming(places[0]):
-                save_model(weights, network, model, card["scale"], card["arch"])
+                save_model(weights, network, model, card["scale"], card["arch"], card["channels"])
             with naming(places[1]):
                 write_json(model_card, card)
             with naming(places[2]):

@@ -13,6 +13,7 @@ import yaml
 from srbench.errors import SrbenchError
 from srbench.models import (
     HYPERPARAMETERS,
+    LumaSR,
     MODELS,
     SRCNN,
     VDSR,
@@ -110,10 +111,38 @@ def test_weights_round_trip_with_weights_only(tmp_path) -> None:
     payload = torch.load(path, weights_only=True)
     assert payload["name"] == "vdsr" and payload["scale"] == 3
     loaded, meta = load_model(path)
-    assert meta == {"name": "vdsr", "scale": 3, "arch": {"depth": 3, "num_filters": 4}}
+    assert meta == {"name": "vdsr", "scale": 3, "arch": {"depth": 3, "num_filters": 4}, "channels": "rgb"}
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_a_luma_model_round_trips_and_a_file_from_before_luma_models_loads_as_rgb(tmp_path: Path) -> None:
+    model = build_model("srcnn", 2, {"n1": 4, "n2": 2}, channels="y")
+    assert isinstance(model, LumaSR) and model.network.patch_extraction.in_channels == 1
+    save_model(tmp_path / "y.pt", model, "srcnn", 2, {"n1": 4, "n2": 2}, channels="y")
+    loaded, meta = load_model(tmp_path / "y.pt")
+    assert meta["channels"] == "y" and isinstance(loaded, LumaSR)
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+    old = build_model("srcnn", 2, {"n1": 4, "n2": 2})
+    torch.save({"name": "srcnn", "scale": 2, "arch": {"n1": 4, "n2": 2}, "state_dict": old.state_dict()}, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt")[1]["channels"] == "rgb"
+    with pytest.raises(SrbenchError, match="weights do not match the declared architecture srcnn x2 .* on luma: network.patch_extraction.weight: missing"):  # RGB weights declared as luma
+        torch.save({"name": "srcnn", "scale": 2, "arch": {"n1": 4, "n2": 2}, "channels": "y", "state_dict": old.state_dict()}, tmp_path / "bad.pt")
+        load_model(tmp_path / "bad.pt")
+
+
+def test_channels_are_rgb_or_y_and_the_gan_models_train_on_rgb() -> None:
+    with pytest.raises(SrbenchError, match="srcnn.channels = 'ycbcr': choose one of rgb, y"):
+        build_model("srcnn", 2, {}, channels="ycbcr")
+    with pytest.raises(SrbenchError, match="srgan-seed.channels = 'y': the GAN models train on RGB"):
+        build_model("srgan-seed", 2, {"num_blocks": 1}, channels="y")
+    for name in ("srcnn-seed", "vdsr-seed", "srresnet"):  # any other model can train on luma
+        model = build_model(name, 2, {"num_blocks": 1} if name == "srresnet" else {}, channels="y").eval()
+        with torch.no_grad():
+            assert model(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12) and model(torch.rand(1, 1, 6, 6)).shape == (1, 1, 12, 12)
 
 
 def test_missing_or_foreign_weights_file_is_a_clear_error(tmp_path) -> None:
@@ -132,7 +161,7 @@ def test_missing_or_foreign_weights_file_is_a_clear_error(tmp_path) -> None:
         ("srcnn", {"n2": True}, "srcnn.arch.n2 = True: expected an integer"),
         ("srcnn", {"f1": 9.0}, "srcnn.arch.f1 = 9.0: expected an integer"),
         ("srcnn", {"f3": 4}, "srcnn.arch.f3 = 4: must be odd"),
-        ("srcnn", {"num_channels": 1}, "srcnn.arch.num_channels = 1: choose one of 3"),
+        ("srcnn", {"num_channels": 1}, "srcnn.arch.num_channels: unknown hyperparameter"),
         ("srcnn-seed", {"f2": 0}, "srcnn-seed.arch.f2 = 0: must be >= 1"),
         ("srcnn-seed", {"upsampling": "bicubic"}, "srcnn-seed.arch.upsampling = 'bicubic': choose one of nearest, bilinear"),
         ("vdsr", {"depth": 0}, "vdsr.arch.depth = 0: must be >= 2"),
@@ -162,7 +191,7 @@ def test_an_unsupported_scale_is_refused(scale) -> None:
 
 def test_every_constructor_argument_has_a_rule_and_the_profiles_pass_them() -> None:
     for cls, rules in HYPERPARAMETERS.items():
-        assert set(rules) == set(inspect.signature(cls).parameters) - {"scale"}, cls.__name__
+        assert set(rules) == set(inspect.signature(cls).parameters) - {"scale", "num_channels"}, cls.__name__
     assert set(HYPERPARAMETERS) == set(MODELS.values())
     for path in [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]:
         for name, section in yaml.safe_load(path.read_text()).items():

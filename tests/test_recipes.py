@@ -47,7 +47,8 @@ def test_channels_last_and_compile_train_the_same_model(tmp_path: Path, prepared
     params = Params(REPO / "params.yaml")
     losses = {}
     for channels_last, compiled in ((False, False), (True, False), (True, True)):
-        settings = read_settings(params, "srcnn") | {"channels_last": channels_last, "compile": compiled, "batch_size": 4, "patch_size": 16}
+        layout = {"channels_last": channels_last, "compile": compiled, "channels": "rgb"}  # 3 channels: the layouts differ
+        settings = read_settings(params, "srcnn") | layout | {"batch_size": 4, "patch_size": 16}
         torch.manual_seed(0)
         network = build_model("srcnn", 2, {"n1": 8, "n2": 4, "f1": 5, "f2": 1, "f3": 3})
         objective = build_objective("srcnn", network, settings, torch.device("cpu"))
@@ -59,3 +60,37 @@ def test_channels_last_and_compile_train_the_same_model(tmp_path: Path, prepared
     eager = losses[False, False]
     for key, values in losses.items():
         assert values == pytest.approx(eager, rel=1e-4), key
+
+
+def settings_with(tmp_path: Path, model: str, **changes: object) -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        params[section][name] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return read_settings(Params(tmp_path / "params.yaml"), model)
+
+
+def test_each_model_names_its_channel_space_and_the_quick_profile_trains_srcnn_and_vdsr_on_luma(tmp_path: Path) -> None:
+    quick = Params(REPO / "params.yaml")
+    assert {model: read_settings(quick, model)["channels"] for model in ("srcnn", "vdsr", "srresnet", "srgan", "srcnn-seed")} == {
+        "srcnn": "y", "vdsr": "y", "srresnet": "rgb", "srgan": "rgb", "srcnn-seed": "rgb",
+    }
+    assert settings_with(tmp_path, "srcnn", srcnn__channels="rgb")["channels"] == "rgb"  # a user can train either way
+    with pytest.raises(ParamError, match=r"srcnn.channels = 'ycbcr'.*choose one of rgb, y"):
+        settings_with(tmp_path, "srcnn", srcnn__channels="ycbcr")
+    with pytest.raises(ParamError, match=r"srcnn.rgb_permutation = true: only for RGB training \(srcnn.channels is 'y'\)"):
+        settings_with(tmp_path, "srcnn", srcnn__rgb_permutation=True)
+    with pytest.raises(ParamError, match=r"srresnet.channels = 'y': srgan trains on RGB"):  # srgan goes on from the SRResNet
+        settings_with(tmp_path, "srgan", srresnet__channels="y", srresnet__rgb_permutation=False)
+    with pytest.raises(ParamError, match=r"srgan-seed.channels = 'y': srgan-seed trains on RGB"):
+        settings_with(tmp_path, "srgan-seed", **{"srgan-seed__channels": "y"})
+
+
+def test_a_luma_recipe_trains_its_network_on_luma_batches(tmp_path: Path, prepared_x2: Path) -> None:
+    settings = read_settings(Params(REPO / "params.yaml"), "vdsr") | {"batch_size": 2, "patch_size": 16}
+    network = build_model("vdsr", 2, {"depth": 3, "num_filters": 4}, settings["channels"])
+    objective = build_objective("vdsr", network, settings, torch.device("cpu"))
+    lr, hr = build_sampler(prepared_x2, settings, torch.device("cpu")).batch(1)
+    assert lr.shape == (2, 1, 8, 8) and hr.shape == (2, 1, 16, 16)
+    assert torch.isfinite(objective.step(lr, hr)["loss"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from srbench.errors import SrbenchError
-from srbench.sampling import DIHEDRAL, PatchSampler, crop, dihedral_offsets
+from srbench.sampling import CHANNEL_ORDERS, DIHEDRAL, PatchSampler, crop, dihedral_offsets
 
 
 def reference_crop(patch: np.ndarray, top: int, left: int, size: int, transform: int) -> np.ndarray:
@@ -51,11 +51,35 @@ def test_batches_match_the_reference_crops_of_the_store(prepared_x2: Path) -> No
     hr_store = np.load(prepared_x2 / "train_hr.npy")
     lr_store = np.load(prepared_x2 / "train_lr.npy")
     lr, hr = sampler.batch(3)
-    for (patch, top, left, transform), lr_got, hr_got in zip(sampler.draws(3), lr, hr):
+    for (patch, top, left, transform, order), lr_got, hr_got in zip(sampler.draws(3), lr, hr):
+        assert order == 0  # no channel permutation unless asked for
         expected_hr = reference_crop(hr_store[patch], 2 * top, 2 * left, 16, transform)
         expected_lr = reference_crop(lr_store[patch], top, left, 8, transform)
         assert np.array_equal((hr_got * 255).round().byte().permute(1, 2, 0).numpy(), expected_hr)
         assert np.array_equal((lr_got * 255).round().byte().permute(1, 2, 0).numpy(), expected_lr)
+
+
+def test_rgb_permutation_reorders_lr_and_hr_alike_and_leaves_the_other_draws(prepared_x2: Path) -> None:
+    plain = PatchSampler(prepared_x2, batch_size=32, crop_size=16, seed=2)
+    permuted = PatchSampler(prepared_x2, batch_size=32, crop_size=16, seed=2, rgb_permutation=True)
+    draws = permuted.draws(3)
+    assert np.array_equal(draws[:, :4], plain.draws(3)[:, :4])  # same patches, corners and flips
+    assert len(set(draws[:, 4])) > 1 and set(draws[:, 4]) <= set(range(len(CHANNEL_ORDERS)))
+    (lr, hr), (lr_plain, hr_plain) = permuted.batch(3), plain.batch(3)
+    for order, got_lr, got_hr, want_lr, want_hr in zip(draws[:, 4], lr, hr, lr_plain, hr_plain):
+        channels = list(CHANNEL_ORDERS[order])
+        assert torch.equal(got_lr, want_lr[channels]) and torch.equal(got_hr, want_hr[channels])
+
+
+def test_luma_batches_are_the_bt601_y_of_the_rgb_batches(prepared_x2: Path) -> None:
+    rgb = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=1)
+    luma = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=1, channels="y")
+    for got, colour in zip(luma.batch(5), rgb.batch(5)):
+        assert got.shape == (colour.shape[0], 1, *colour.shape[2:])
+        expected = (16 + 65.481 * colour[:, 0] + 128.553 * colour[:, 1] + 24.966 * colour[:, 2]) / 255
+        torch.testing.assert_close(got[:, 0], expected, atol=1e-6, rtol=0)
+    with pytest.raises(SrbenchError, match="rgb_permutation: only for RGB"):
+        PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=1, channels="y", rgb_permutation=True)
 
 
 def test_chunks_of_steps_keep_each_batch_a_function_of_seed_and_step(prepared_x2: Path) -> None:

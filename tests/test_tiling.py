@@ -39,6 +39,16 @@ def test_tiles_give_the_whole_images_result(name: str, scale: int) -> None:
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-4
 
 
+@pytest.mark.parametrize("name", ["srcnn", "vdsr"])
+def test_tiles_of_a_luma_model_give_the_whole_images_result(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, 2, SMALL[name], channels="y").eval()
+    whole = model_upscaler(model, CPU)(lr_image()).astype(int)
+    tiled = tiled_upscaler(model, CPU, 2, tile=32)(lr_image()).astype(int)
+    difference = np.abs(whole - tiled)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-4
+
+
 def test_without_a_margin_the_tiles_show_seams() -> None:
     torch.manual_seed(0)
     model = build_model("vdsr", 2, SMALL["vdsr"]).eval()

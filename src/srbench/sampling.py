@@ -1,7 +1,7 @@
 """Training batches: random crops of the prepared patch store, cut where the model trains.
 
 A batch is a pure function of (seed, step). Its random draws (which patch, where to crop, which
-of the 8 flips/rotations) are made on the host with NumPy, the same on every machine and device,
+of the 8 flips/rotations, which order of the colour channels) are made on the host with NumPy, the same on every machine and device,
 for a chunk of consecutive steps at a time (one generator per chunk, seeded by (seed, chunk));
 the chunk's pixels are then gathered in one indexing operation from a uint8 store held on the
 training device when it fits (nothing crosses the bus but the draws), else from the memory-mapped
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from srbench.colour import rgb_to_luma
 from srbench.data import read_meta
 from srbench.errors import SrbenchError
 
@@ -37,6 +38,8 @@ DIHEDRAL = (
     (-1, 0, 1, 0, 1, 0),  # rot180, flip
     (0, 1, 0, 1, 0, 0),  # rot270, flip
 )
+#: The 6 orders of the R, G, B channels (the first: as stored), for ``rgb_permutation``.
+CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 DEVICE_STORE_SHARE = 0.25  # the store goes on the GPU when it takes at most this share of its free memory
 STEPS_PER_CHUNK = 16  # batches drawn and gathered together
 
@@ -54,12 +57,18 @@ def dihedral_offsets(size: int, side: int, device: torch.device = torch.device("
 
 def crop(store: Tensor, draws: Tensor, offsets: Tensor, offset_scale: int = 1) -> Tensor:
     """Gather crops from ``store`` (N, P, P, C), one per row of ``draws`` (patch, top, left,
-    transform): corner ``offset_scale`` x (top, left), pixels as :func:`dihedral_offsets` maps
+    transform, ...): corner ``offset_scale`` x (top, left), pixels as :func:`dihedral_offsets` maps
     them (``offsets``, on the store's device). One indexing operation; returns (B, size, size, C)."""
     side, channels = store.shape[1], store.shape[-1]
     corners = (draws[:, 0] * side + draws[:, 1] * offset_scale) * side + draws[:, 2] * offset_scale
     flat = corners.view(-1, 1, 1) + offsets[draws[:, 3]]
     return store.view(-1, channels).index_select(0, flat.view(-1)).view(*flat.shape, channels)
+
+
+def reorder_channels(images: Tensor, orders: Tensor) -> Tensor:
+    """(B, H, W, 3) images with the channels of each put in the order ``CHANNEL_ORDERS[orders[b]]``."""
+    index = torch.tensor(CHANNEL_ORDERS, device=images.device)[orders]
+    return torch.gather(images, -1, index.view(-1, 1, 1, 3).expand_as(images))
 
 
 def _to_float(images: Tensor, memory_format: torch.memory_format) -> Tensor:
@@ -77,6 +86,12 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 class PatchSampler:
     """Random training batches from the patch store: a random crop of ``crop_size`` HR pixels
     (aligned to the scale) from random patches, with one of the 8 flips/rotations each.
+
+    ``rgb_permutation``: each crop's R, G and B channels in one of their 6 orders, the same for
+    its LR and HR (Yoo et al., "Rethinking Data Augmentation for Image Super-resolution", CVPR
+    2020: "RGB permute"), so that an RGB network sees every hue its photographs' colours map to.
+    ``channels``: ``rgb`` batches, or ``y``: the BT.601 luma alone (1 channel), which a luma
+    model (:class:`srbench.models.luma.LumaSR`) trains on.
 
     ``shard`` = (rank, world size): this process's rows of each step's batch of ``batch_size``.
     ``store_on_device``: None decides by size (on a GPU when it takes at most a quarter of its
@@ -97,7 +112,13 @@ class PatchSampler:
         store_on_device: bool | None = None,
         prefetch: bool | None = None,
         steps_per_chunk: int = STEPS_PER_CHUNK,
+        channels: str = "rgb",
+        rgb_permutation: bool = False,
     ) -> None:
+        if channels not in ("rgb", "y"):
+            raise SrbenchError(f"channels {channels!r}: choose rgb or y")
+        if rgb_permutation and channels != "rgb":
+            raise SrbenchError("rgb_permutation: only for RGB training (channels: rgb)")
         meta = read_meta(prepared_dir)
         self.scale = meta["scale"]
         if crop_size % self.scale or crop_size > meta["patch_size"]:
@@ -110,6 +131,7 @@ class PatchSampler:
             raise SrbenchError(f"batch_size={batch_size}: must be a multiple of the number of processes ({world_size})")
         self.batch_size, self.crop_size, self.seed, self.steps_per_chunk = batch_size, crop_size, seed, steps_per_chunk
         self.device, self.memory_format = device, memory_format
+        self.channels, self.rgb_permutation = channels, rgb_permutation
         self.rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
         # Copy-on-write maps: writable for torch.from_numpy, never written back.
         hr = np.load(prepared_dir / "train_hr.npy", mmap_mode="c")
@@ -137,26 +159,31 @@ class PatchSampler:
         return torch.cat(parts)
 
     def _chunk_draws(self, chunk: int) -> np.ndarray:
-        """(steps_per_chunk, batch_size, 4) int64: every draw of the chunk's steps."""
+        """(steps_per_chunk, batch_size, 5) int64: every draw of the chunk's steps. The channel
+        orders are drawn last, so that the other draws are the same with or without them."""
         rng = np.random.default_rng([self.seed, chunk])
         steps, size = self.steps_per_chunk, self.batch_size
         patches = np.stack([np.sort(rng.choice(self.count, size=size, replace=self.count < size)) for _ in range(steps)])
         corners = rng.integers(0, self.max_offset + 1, size=(steps, size, 2))
         transforms = rng.integers(0, len(DIHEDRAL), size=(steps, size))
-        return np.concatenate([patches[..., None], corners, transforms[..., None]], axis=2).astype(np.int64)
+        orders = rng.integers(0, len(CHANNEL_ORDERS), size=(steps, size)) if self.rgb_permutation else np.zeros((steps, size), np.int64)
+        return np.concatenate([patches[..., None], corners, transforms[..., None], orders[..., None]], axis=2).astype(np.int64)
 
     def draws(self, step: int) -> np.ndarray:
-        """The whole step's draws, (batch_size, 4) int64: patch, LR top, LR left, transform."""
+        """The whole step's draws, (batch_size, 5) int64: patch, LR top, LR left, transform and
+        channel order (:data:`CHANNEL_ORDERS`; 0 without ``rgb_permutation``)."""
         chunk, index = divmod(step, self.steps_per_chunk)
         return self._chunk_draws(chunk)[index]
 
     def _gather(self, chunk: int) -> tuple[Tensor, Tensor]:
         """This shard's uint8 crops for the chunk's steps, (steps, b, h, w, 3), on the device."""
-        draws = torch.from_numpy(self._chunk_draws(chunk)[:, self.rows].reshape(-1, 4))
+        draws = torch.from_numpy(self._chunk_draws(chunk)[:, self.rows].reshape(-1, 5))
         if self.store_device.type != "cpu":
             draws = draws.pin_memory().to(self.store_device, non_blocking=True)
         lr = crop(self.lr, draws, self.lr_offsets)
         hr = crop(self.hr, draws, self.hr_offsets, offset_scale=self.scale)
+        if self.rgb_permutation:
+            lr, hr = reorder_channels(lr, draws[:, 4]), reorder_channels(hr, draws[:, 4])
         if self.store_device != self.device and self.device.type == "cuda":
             lr, hr = lr.pin_memory(), hr.pin_memory()
         return tuple(images.view(self.steps_per_chunk, -1, *images.shape[1:]) for images in (lr, hr))
@@ -173,13 +200,15 @@ class PatchSampler:
         return tuple(images.to(self.device, non_blocking=True) for images in crops)
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        """LR and HR float tensors in [0, 1] on the device, shapes (b, 3, c/s, c/s) and (b, 3, c, c)
-        with b this shard's share of the batch."""
+        """LR and HR float tensors in [0, 1] on the device, shapes (b, k, c/s, c/s) and (b, k, c, c)
+        with b this shard's share of the batch and k = 3 (``rgb``) or 1 (``y``)."""
         chunk, index = divmod(step, self.steps_per_chunk)
         if self._chunk is None or self._chunk[0] != chunk:
             self._chunk = (chunk, self._fetch(chunk))
-        lr, hr = self._chunk[1]
-        return _to_float(lr[index], self.memory_format), _to_float(hr[index], self.memory_format)
+        lr, hr = (_to_float(images[index], self.memory_format) for images in self._chunk[1])
+        if self.channels == "y":
+            lr, hr = (rgb_to_luma(images).contiguous(memory_format=self.memory_format) for images in (lr, hr))
+        return lr, hr
 
     def close(self) -> None:
         """Stop the prefetching thread (if any)."""

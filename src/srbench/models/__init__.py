@@ -13,6 +13,7 @@ from torch import nn
 from srbench.errors import SrbenchError
 from srbench.files import save_torch
 from srbench.names import GAN_MODELS, SCALES
+from srbench.models.luma import LumaSR
 from srbench.models.srcnn import SRCNN
 from srbench.models.srgan import Discriminator, SRResNet
 from srbench.models.study import (
@@ -48,6 +49,8 @@ __all__ = [
     "SRGANStudyGenerator",
     "Discriminator",
     "SRGANStudyDiscriminator",
+    "LumaSR",
+    "CHANNELS",
     "SCALES",
     "HYPERPARAMETERS",
     "check_arch",
@@ -97,24 +100,27 @@ class Hyperparameter:
         return None
 
 
-_RGB = Hyperparameter(int, choices=(3,))  # the data are RGB images
+#: The channel space a model is trained in (``MODEL.channels``): ``rgb``, RGB to RGB; ``y``, the
+#: BT.601 luma to luma, with Cb and Cr bicubic (:class:`srbench.models.luma.LumaSR`).
+CHANNELS = ("rgb", "y")
 _WIDTH = Hyperparameter(int, minimum=1)
 _KERNEL = Hyperparameter(int, minimum=1, odd=True)
 _BLOCKS = Hyperparameter(int, minimum=0, layers=True)  # 0: no residual blocks, the trunk's skip alone
 _SLOPE = Hyperparameter(float, minimum=0)  # the in-place LeakyReLU's backward refuses a negative slope
 
-#: Every constructor argument but ``scale`` of each model class, and what it accepts.
+#: Every constructor argument but ``scale`` and ``num_channels`` (set by the model's channel
+#: space, :data:`CHANNELS`) of each model class, and what it accepts.
 HYPERPARAMETERS: dict[type[nn.Module], dict[str, Hyperparameter]] = {
-    SRCNN: {"num_channels": _RGB, "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL},
+    SRCNN: {"n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL},
     SRCNNStudy: {
-        "num_channels": _RGB, "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL,
+        "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL,
         "upsampling": Hyperparameter(str, choices=SRCNN_UPSAMPLING),
     },
-    VDSR: {"num_channels": _RGB, "depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH},
-    VDSRStudy: {"num_channels": _RGB, "num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
-    SRResNet: {"num_channels": _RGB, "num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool)},
+    VDSR: {"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH},
+    VDSRStudy: {"num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
+    SRResNet: {"num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool)},
     SRGANStudyGenerator: {
-        "num_channels": _RGB, "num_features": _WIDTH, "num_blocks": _BLOCKS,
+        "num_features": _WIDTH, "num_blocks": _BLOCKS,
         "block_order": Hyperparameter(str, parts=BLOCK_LAYERS, required="conv"),
         "upsample": Hyperparameter(str, choices=GENERATOR_UPSAMPLING),
         "trunk_leaky_slope": _SLOPE, "output_leaky_slope": _SLOPE,
@@ -144,11 +150,23 @@ def _check_scale(name: str, scale: Any) -> None:
         raise SrbenchError(f"{name}: scale = {scale!r}: choose one of {', '.join(map(str, SCALES))}")
 
 
-def build_model(name: str, scale: int, arch: dict[str, Any]) -> nn.Module:
+def _check_channels(name: str, channels: Any) -> None:
+    if channels not in CHANNELS:
+        raise SrbenchError(f"{name}.channels = {channels!r}: choose one of {', '.join(CHANNELS)}")
+    if channels != "rgb" and name in GAN_MODELS:
+        raise SrbenchError(f"{name}.channels = {channels!r}: the GAN models train on RGB (their discriminator judges colour images)")
+
+
+def build_model(name: str, scale: int, arch: dict[str, Any], channels: str = "rgb") -> nn.Module:
     """Instantiate model ``name`` for ``scale`` (one of :data:`SCALES`) with the architecture
-    hyperparameters ``arch``, checked first (:func:`check_arch`)."""
+    hyperparameters ``arch``, checked first (:func:`check_arch`), in the channel space
+    ``channels`` (:data:`CHANNELS`). Either way the model takes and returns RGB images; a ``y``
+    model is a one-channel network inside :class:`LumaSR`."""
     check_arch(name, arch)
     _check_scale(name, scale)
+    _check_channels(name, channels)
+    if channels == "y":
+        return LumaSR(MODELS[name](scale=scale, num_channels=1, **arch))
     return MODELS[name](scale=scale, **arch)
 
 
@@ -157,10 +175,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_model(path: Path, model: nn.Module, name: str, scale: int, arch: dict[str, Any]) -> None:
-    """Write the weights with what is needed to rebuild the model, atomically
-    (:func:`srbench.files.save_torch`: a full disk is an ``OSError`` naming ``path``)."""
-    save_torch({"name": name, "scale": scale, "arch": dict(arch), "state_dict": model.state_dict()}, path)
+def save_model(path: Path, model: nn.Module, name: str, scale: int, arch: dict[str, Any], channels: str = "rgb") -> None:
+    """Write the weights with what is needed to rebuild the model (:func:`build_model`'s
+    arguments), atomically (:func:`srbench.files.save_torch`: a full disk is an ``OSError``
+    naming ``path``)."""
+    payload = {"name": name, "scale": scale, "arch": dict(arch), "channels": channels, "state_dict": model.state_dict()}
+    save_torch(payload, path)
 
 
 def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str | None:
@@ -179,7 +199,7 @@ def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str |
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Load a file written by :func:`save_model` (``weights_only=True``); returns the model in
-    eval mode and its metadata. The declared architecture is checked against the weights in the
+    eval mode (RGB in, RGB out, whatever its channel space) and its metadata. The declared architecture is checked against the weights in the
     file (on the meta device, allocating nothing) before the model is built, so that a small file
     cannot make it allocate a huge one; any mismatch is one line naming the file."""
     if not Path(path).is_file():
@@ -195,21 +215,23 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
     if not isinstance(payload, dict) or any(key not in payload for key in fields) or not isinstance(payload["state_dict"], dict):
         raise SrbenchError(f"{path}: not a srbench model file (expected {', '.join(fields)})")
     name, scale, arch, state = (payload[key] for key in fields)
+    channels = payload.get("channels", "rgb")  # files from before luma training are RGB models
     try:
         check_arch(name, arch)
         _check_scale(name, scale)
+        _check_channels(name, channels)
     except SrbenchError as error:
         raise SrbenchError(f"{path}: {error}") from error
     for key, rule in HYPERPARAMETERS[MODELS[name]].items():  # a meta model too has one Python object per layer
         if rule.layers and arch.get(key, 0) > len(state):
             raise SrbenchError(f"{path}: {name}.arch.{key} = {arch[key]}: more layers than the file's {len(state)} tensors")
     with torch.device("meta"):
-        problem = _mismatch(build_model(name, scale, arch).state_dict(), state)
+        problem = _mismatch(build_model(name, scale, arch, channels).state_dict(), state)
     if problem:
-        raise SrbenchError(f"{path}: weights do not match the declared architecture {name} x{scale} {arch}: {problem}")
-    model = build_model(name, scale, arch)
+        raise SrbenchError(f"{path}: weights do not match the declared architecture {name} x{scale} {arch}{' on luma' if channels == 'y' else ''}: {problem}")
+    model = build_model(name, scale, arch, channels)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:  # e.g. meta tensors, saved without their data
         raise SrbenchError(f"{path}: weights do not load ({str(error).strip().splitlines()[-1].strip()})") from error
-    return model.to(device).eval(), {"name": name, "scale": scale, "arch": arch}
+    return model.to(device).eval(), {"name": name, "scale": scale, "arch": arch, "channels": channels}

@@ -3,8 +3,9 @@ IEEE TPAMI 38(2), 2016 (arXiv:1501.00092).
 
 Three convolutions on the bicubic-upsampled image: patch extraction and representation
 (f1 × f1, n1 filters), non-linear mapping (f2 × f2, n2 filters) and reconstruction (f3 × f3).
-This is the paper's 9-5-5 network on 3 colour channels (its Section 5.4 trains on RGB).
-The paper uses no padding and compares only the valid centre; here every convolution is
+``num_channels`` = 1 is the paper's network on the luminance channel (its Section 4; wrapped
+in :class:`srbench.models.luma.LumaSR` for RGB images, ``srcnn.channels: y``), 3 the RGB variant
+of its Section 5.4. The paper uses no padding and compares only the valid centre; here every convolution is
 zero-padded to keep the image size, as common PyTorch implementations do.
 """
 

@@ -3,7 +3,8 @@ Networks", CVPR 2016 (arXiv:1511.04587).
 
 d = 20 layers of 3 × 3 convolutions with 64 filters, each but the last followed by ReLU,
 predicting the residual between the HR image and its bicubic upsampling (the global skip).
-The paper works on the luminance channel; here the network sees the 3 colour channels.
+The paper works on the luminance channel: ``num_channels`` = 1 inside
+:class:`srbench.models.luma.LumaSR` (``vdsr.channels: y``); 3 is an RGB variant.
 Gradient clipping, the paper's other ingredient, lives in the training loop (``grad_clip``).
 """
 
