@@ -14,7 +14,7 @@ from srbench.files import staged_folder
 from srbench.names import BENCHMARK_SETS, SCALES
 
 SOURCES = ("samples", "div2k", "folder")
-DATASET_NAMES = {"samples": "scikit-image photographs", "div2k": "DIV2K"}
+DATASET_NAMES = {"samples": "sample photographs", "div2k": "DIV2K"}
 
 
 def download(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import logging
 import lzma
 import os
@@ -158,8 +159,26 @@ def _stereo_motorcycle(index: int) -> Callable[[], np.ndarray]:
     return lambda: skdata.stereo_motorcycle()[index]
 
 
-# Colour photographs shipped inside the scikit-image wheel (no pooch download needed).
-# Synthetic images (colorwheel, logo), aliases (cat) and grayscale images are left out.
+def _packaged_photograph(package: str, relative: str) -> Callable[[], np.ndarray]:
+    """A loader of the photograph ``relative`` inside the installed ``package`` (found without
+    importing it); a missing package or file is one line naming both."""
+
+    def load() -> np.ndarray:
+        spec = importlib.util.find_spec(package)
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        path = Path(folders[0]) / relative if folders else None
+        if path is None or not path.is_file():
+            raise SrbenchError(f"data.source samples: {package}'s sample photograph {relative} not found (is {package} installed?)")
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+    return load
+
+
+# Every real colour photograph that the installed packages ship, so that the default data set is
+# offline: scikit-image's (no pooch download needed), matplotlib's sample data and scikit-learn's
+# (installed with MLflow). Synthetic images (colorwheel, logo, matplotlib's gift-box render),
+# aliases (cat), grayscale images and image stacks are left out.
 SAMPLE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": skdata.astronaut,
     "chelsea": skdata.chelsea,
@@ -170,6 +189,9 @@ SAMPLE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     "motorcycle_right": _stereo_motorcycle(1),
     "retina": skdata.retina,
     "rocket": skdata.rocket,
+    "grace_hopper": _packaged_photograph("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    "china": _packaged_photograph("sklearn", "datasets/images/china.jpg"),
+    "flower": _packaged_photograph("sklearn", "datasets/images/flower.jpg"),
 }
 
 
@@ -696,11 +718,11 @@ def _export_split(
 def export_samples(
     out_dir: Path, n_valid: int, seed: int, max_side: int | None, valid_names: list[str] | None = None
 ) -> None:
-    """Write the colour photographs bundled with scikit-image as a train/valid split."""
+    """Write the colour photographs bundled with the installed packages (:data:`SAMPLE_IMAGES`) as a train/valid split."""
     sources = {
         name: (lambda load=load: Image.fromarray(load())) for name, load in SAMPLE_IMAGES.items()
     }
-    _export_split(sources, out_dir, n_valid, seed, max_side, "scikit-image samples", valid_names)
+    _export_split(sources, out_dir, n_valid, seed, max_side, "sample photographs", valid_names)
 
 
 def import_folder(
