@@ -1,24 +1,73 @@
-"""A folder of real photographs no srbench model trains on, for `srbench evaluate MODEL --hr-dir`.
+"""Real photographs no srbench model trains on, sorted into folders by kind, and the models on them.
 
-    python benchmarks/unseen_photos.py [--out data/unseen] [--side 480]
+    python benchmarks/unseen_photos.py fetch [--out data/unseen] [--side 480]
+    python benchmarks/unseen_photos.py evaluate FOLDER [FOLDER ...] [--models srcnn vdsr srresnet srgan]
+                                       [--weights NAME=PATH ...] [--device auto] [--rounding per_pass]
+                                       [--json OUT.json] [--md OUT.md] [--save-sr DIR]
 
-Fetches two Debian wallpaper packages with `apt-get download` (Debian's package registry, the
-one network source this project's machines reach besides PyPI), unpacks them with `dpkg -x`
-and keeps the photographs among their wallpapers (the listed files; the packages' illustrations
-and renders are left out). Each photograph is resized with Lanczos so that its shorter side is
-``--side`` pixels, centre-cropped to ``--side`` × ``--side`` and written as PNG.
+``fetch`` downloads the Debian packages of :data:`PHOTOGRAPHS` with ``apt-get download`` (Debian's
+package registry; ``apt-get update`` first when apt-cache knows none of them), unpacks them with
+``dpkg -x`` and keeps the listed files only: photographs, each looked at (the packages' renders,
+illustrations, paintings, gradients and vector art are left out). Each is cropped at its NATIVE
+resolution: the centre ``--side`` x ``--side`` pixels of the original file, nothing resized (a file
+whose shorter side is below ``--side`` is skipped, with a line saying so). The crops go, as PNG,
+into one folder of ``--out`` each, by this rule measured on the crop itself (8-bit RGB):
+
+* ``Y``, the mean BT.601 luma on the 16-235 scale (``16 + (65.481 R + 128.553 G + 24.966 B) / 255``);
+* ``C``, the mean chroma ``max(R, G, B) - min(R, G, B)`` in grey levels (0-255);
+* ``G``, the mean gradient magnitude of Y in levels per pixel: ``hypot(gx, gy)`` with ``gx, gy``
+  numpy.gradient's central differences (one-sided at the borders), averaged over the crop.
+
+Precedence, first match wins: ``dark`` if Y < 90; else ``saturated`` if C >= 100; else ``smooth``
+if G < 1.5 (blurred backgrounds, sky, water, fog); else ``textured`` if G >= 3 (foliage, rock,
+wood grain, water ripples); else ``moderate``. So a photograph is in one folder only. The four
+thresholds (:data:`DARK_LUMA`, :data:`SATURATED_CHROMA`, :data:`SMOOTH_GRADIENT`,
+:data:`TEXTURED_GRADIENT`) were set once, when the set was assembled, for at least six photographs
+a folder; no model result was seen then, and nothing (thresholds, models, training) is ever to be
+tuned on these photographs. ``fetch`` prints each photograph's statistics and folder, and writes
+them with the package version and source file to ``OUT/photos.json``. It empties the five folders'
+PNG files first.
+
+The srbench models train on scikit-image's and matplotlib's sample photographs (astronaut, coffee,
+chelsea, rocket, retina, motorcycle, hubble, immunohistochemistry, grace_hopper), never on these
+wallpapers. The wallpapers are JPEG or PNG files as their packages ship them: JPEG's blocking stays
+in the HR images, as in any real photograph.
+
+``evaluate`` degrades every image of each folder like the training data (MATLAB bicubic,
+:func:`srbench.data.pairs_from_hr_folder`), upscales it with bicubic (once per folder and scale,
+shared by every model) and with each model (``models/NAME.pt``, or ``--weights NAME=PATH``), and
+prints per folder and model: images, mean Y-PSNR, the mean Y-PSNR gain over bicubic (Δ, dB), the
+worst and best image's Δ, the largest per-image ``worst_channel_error`` (the largest magnitude of the
+signed mean SR - HR of R, G and B, in grey levels) with its image and signed (r, g, b), and the mean
+Y-SSIM; then one line per model over all folders' images pooled; then the checks of
+:data:`COLOUR_LIMIT` and :data:`MEAN_GAIN_FLOOR`, PASS or FAIL per folder. ``--json`` writes all of
+it, per image too; ``--md`` the tables. It needs srbench and PyTorch only (no DVC, MLflow or
+Typer); it exits 0 whatever the checks say (their verdicts are in the output).
 """
 
+from __future__ import annotations
+
 import argparse
+import json
+import math
+import shutil
 import subprocess
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from PIL import Image
+import numpy as np
 
-#: Package -> the photographs inside it: a file under the unpacked package, or a Plasma wallpaper
-#: folder (its largest landscape image is used).
-PHOTOGRAPHS = {
+#: The photographs: Debian package -> files inside it (paths relative to the unpacked package).
+#: Each was looked at; among these packages' other images are renders and illustrations (most of
+#: plasma-workspace-wallpapers, mate-backgrounds' abstract and desktop folders, ukui-wallpapers,
+#: gnome-backgrounds, lxqt-themes' origami and logo wallpapers), a painting (mate's Elephants)
+#: and a gradient (lomiri's umang), all left out. lomiri's analogpattern (a wall under a colour
+#: overlay) is left out as doubtful.
+PHOTOGRAPHS: dict[str, list[str]] = {
     "mate-backgrounds": [
         f"usr/share/backgrounds/mate/nature/{name}.jpg"
         for name in (
@@ -26,50 +75,378 @@ PHOTOGRAPHS = {
             "RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower",
         )
     ],
-    "plasma-workspace-wallpapers": [
-        f"usr/share/wallpapers/{name}"
+    "plasma-workspace-wallpapers": [  # the largest landscape size each wallpaper ships
+        f"usr/share/wallpapers/{name}/contents/images/2560x1600.jpg"
         for name in (
             "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf",
-            "Grey", "Kite", "MilkyWay", "OneStandsOut", "Path", "summer_1am",
+            "Grey", "Kite", "OneStandsOut", "Path", "summer_1am",
         )
     ],
+    "lomiri-wallpapers-16.04": [
+        f"usr/share/backgrounds/{name}.jpg"
+        for name in (
+            "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+            "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+            "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+            "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+            "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+        )
+    ],
+    "lomiri-wallpapers-20.04": ["usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"],
+    "lxqt-themes": [
+        f"usr/share/lxqt/wallpapers/{name}"
+        for name in (
+            "Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png",
+            "beam.png", "butterfly.png", "cloud.png", "drop.png", "flowers.png", "fog.jpg",
+            "this-is-not-windows.jpg",
+        )
+    ],
+    "digikam-data": ["usr/share/digikam/about/images/body-background.jpg"],
 }
 
+KINDS = ("dark", "saturated", "smooth", "moderate", "textured")
+DARK_LUMA = 90.0  # mean BT.601 Y (16-235) below this: dark
+SATURATED_CHROMA = 100.0  # mean max(RGB) - min(RGB) (0-255) at least this: saturated
+SMOOTH_GRADIENT = 1.5  # mean |grad Y| (levels per pixel) below this: smooth
+TEXTURED_GRADIENT = 3.0  # mean |grad Y| at least this: textured; in between: moderate
 
-def largest_landscape(folder: Path) -> Path:
-    """The widest landscape image of a Plasma wallpaper folder (``contents/images/WxH.ext``)."""
-    sizes = {path: tuple(map(int, path.stem.split("x"))) for path in (folder / "contents" / "images").iterdir()}
-    return max((path for path, (w, h) in sizes.items() if w > h), key=lambda path: sizes[path][0])
+#: Every image's worst_channel_error (grey levels) must stay within this, for every model.
+COLOUR_LIMIT = 1.0
+#: Each folder's mean Y-PSNR gain over bicubic (dB) must reach this, for these models.
+MEAN_GAIN_FLOOR = {"vdsr": 0.3, "srcnn": -2.5, "srresnet": -2.5}
+
+_LUMA = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
-def square_crop(image: Image.Image, side: int) -> Image.Image:
-    """Resize (Lanczos) so the shorter side is ``side``, then crop the centre square."""
-    scale = side / min(image.size)
-    width, height = max(side, round(image.width * scale)), max(side, round(image.height * scale))
-    resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    left, top = (width - side) // 2, (height - side) // 2
-    return resized.crop((left, top, left + side, top + side))
+# ---------------------------------------------------------------------------------------- fetch
+
+
+def photo_statistics(image: np.ndarray) -> dict[str, float]:
+    """Mean luma ``Y``, mean chroma ``C`` and mean luma gradient magnitude ``G`` of an H×W×3
+    uint8 RGB image (the module docstring defines them)."""
+    rgb = image.astype(np.float64)
+    luma = 16.0 + rgb @ _LUMA
+    gy, gx = np.gradient(luma)
+    return {
+        "luma": float(luma.mean()),
+        "chroma": float((rgb.max(axis=2) - rgb.min(axis=2)).mean()),
+        "gradient": float(np.hypot(gx, gy).mean()),
+    }
+
+
+def kind_of(stats: dict[str, float]) -> str:
+    """The folder of a photograph with these :func:`photo_statistics` (first match wins)."""
+    if stats["luma"] < DARK_LUMA:
+        return "dark"
+    if stats["chroma"] >= SATURATED_CHROMA:
+        return "saturated"
+    if stats["gradient"] < SMOOTH_GRADIENT:
+        return "smooth"
+    if stats["gradient"] >= TEXTURED_GRADIENT:
+        return "textured"
+    return "moderate"
+
+
+def centre_crop(image: np.ndarray, side: int) -> np.ndarray | None:
+    """The centre ``side`` x ``side`` pixels of ``image``, unresized; None when it is smaller."""
+    height, width = image.shape[:2]
+    if min(height, width) < side:
+        return None
+    top, left = (height - side) // 2, (width - side) // 2
+    return np.ascontiguousarray(image[top : top + side, left : left + side])
+
+
+def photo_name(relative: str) -> str:
+    """A photograph's short name: the Plasma wallpaper's folder, else the file's stem without its
+    ``_by_AUTHOR`` suffix."""
+    path = Path(relative)
+    if path.parent.name == "images" and path.parent.parent.name == "contents":
+        return path.parents[2].name
+    return path.stem.split("_by_")[0]
+
+
+def _known(package: str) -> bool:
+    result = subprocess.run(["apt-cache", "show", package], capture_output=True, text=True)
+    return result.returncode == 0 and "Package:" in result.stdout
+
+
+def unpack(package: str, work: Path) -> tuple[Path, str]:
+    """Download ``package`` with ``apt-get download`` into ``work``, unpack it with ``dpkg -x``;
+    returns the unpacked folder and the package version."""
+    result = subprocess.run(["apt-get", "download", package], cwd=work, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"apt-get download {package} failed: {result.stderr.strip()}")
+    deb = next(work.glob(f"{package}_*.deb"))
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True).stdout.strip()
+    root = work / "unpacked" / package
+    root.parent.mkdir(parents=True, exist_ok=True)  # dpkg -x makes the last folder only
+    subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    return root, version
+
+
+def fetch(out: Path, side: int) -> None:
+    from srbench.images import read_image, write_png
+
+    names = [photo_name(relative) for files in PHOTOGRAPHS.values() for relative in files]
+    if len(set(names)) != len(names):
+        sys.exit(f"two photographs share a name: {sorted({n for n in names if names.count(n) > 1})}")
+    if not all(_known(package) for package in PHOTOGRAPHS):
+        print("apt-cache lacks some packages: apt-get update", flush=True)
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+    for kind in KINDS:
+        for stale in (out / kind).glob("*.png"):
+            stale.unlink()
+    records = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        for package, files in PHOTOGRAPHS.items():
+            root, version = unpack(package, work)
+            print(f"{package} {version}", flush=True)
+            for relative in files:
+                source = root / relative
+                if not source.is_file():
+                    print(f"  MISSING {relative} (not in {package} {version}): skipped")
+                    continue
+                image = read_image(source)
+                crop = centre_crop(image, side)
+                if crop is None:
+                    print(f"  SMALL   {relative} ({image.shape[1]}x{image.shape[0]} < {side}): skipped")
+                    continue
+                stats = photo_statistics(crop)
+                kind = kind_of(stats)
+                name = photo_name(relative)
+                write_png(out / kind / f"{name}.png", crop)
+                records.append({"name": name, "folder": kind, "package": package, "version": version, "file": relative,
+                                "width": image.shape[1], "height": image.shape[0], **stats})
+                print(f"  {kind:9s} {name:24s} Y={stats['luma']:6.1f} C={stats['chroma']:6.1f} G={stats['gradient']:6.2f}"
+                      f"  ({image.shape[1]}x{image.shape[0]} {relative})", flush=True)
+            shutil.rmtree(root)
+            for deb in work.glob("*.deb"):
+                deb.unlink()
+    rule = {"side": side, "dark_luma": DARK_LUMA, "saturated_chroma": SATURATED_CHROMA,
+            "smooth_gradient": SMOOTH_GRADIENT, "textured_gradient": TEXTURED_GRADIENT}
+    (out / "photos.json").write_text(json.dumps({"rule": rule, "photos": records}, indent=2) + "\n")
+    counts = {kind: sum(record["folder"] == kind for record in records) for kind in KINDS}
+    print(f"{len(records)} photographs of {side}x{side} px in {out} ({time.perf_counter() - started:.0f} s): "
+          + ", ".join(f"{kind} {count}" for kind, count in counts.items()))
+
+
+# ------------------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class Method:
+    """Bicubic or a model, with what it is evaluated at."""
+
+    name: str
+    scale: int
+    model: Any = None  # torch.nn.Module; None for bicubic
+    weights: str = ""
+
+
+def _summary(per_image: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The row of one folder and method from its per-image metrics (each with ``delta_psnr_y``)."""
+    names = list(per_image)
+    deltas = [per_image[name]["delta_psnr_y"] for name in names]
+    colours = [per_image[name]["worst_channel_error"] for name in names]
+    worst, best, cast = int(np.argmin(deltas)), int(np.argmax(deltas)), int(np.argmax(colours))
+    return {
+        "n": len(names),
+        "psnr_y": float(np.mean([per_image[name]["psnr_y"] for name in names])),
+        "ssim_y": float(np.mean([per_image[name]["ssim_y"] for name in names])),
+        "delta_mean": float(np.mean(deltas)),
+        "delta_worst": deltas[worst], "delta_worst_image": names[worst],
+        "delta_best": deltas[best], "delta_best_image": names[best],
+        "colour_worst": colours[cast], "colour_worst_image": names[cast],
+        "colour_worst_rgb": [per_image[names[cast]][f"mean_error_{c}"] for c in "rgb"],
+    }
+
+
+def _load_methods(models: list[str], weights: dict[str, Path], device: Any, scale: int) -> list[Method]:
+    from srbench.models import load_model
+
+    methods = []
+    for name in models:
+        path = weights.get(name, Path("models") / f"{name}.pt")
+        model, meta = load_model(path, device)
+        methods.append(Method(name, int(meta["scale"]), model, str(path)))
+    scales = sorted({method.scale for method in methods}) or [scale]
+    bicubic = [Method("bicubic" if len(scales) == 1 else f"bicubic_x{s}", s) for s in scales]
+    return bicubic + methods
+
+
+def evaluate(folders: list[Path], models: list[str], weights: dict[str, Path], device_name: str, rounding: str,
+             scale: int, save_sr: Path | None) -> dict[str, Any]:
+    import torch
+
+    from srbench.data import pairs_from_hr_folder
+    from srbench.images import write_png
+    from srbench.inference import bicubic_upscaler, describe_machine, evaluate_pairs, model_upscaler, pick_device
+
+    device = pick_device(device_name)
+    methods = _load_methods(models, weights, device, scale)
+    keys = [folder.name for folder in folders]
+    if len(set(keys)) != len(keys):
+        keys = [str(folder) for folder in folders]
+    report: dict[str, Any] = {
+        "device": str(device), "machine": describe_machine(device), "rounding": rounding,
+        "weights": {method.name: method.weights for method in methods if method.model is not None},
+        "scales": {method.name: method.scale for method in methods}, "folders": {},
+    }
+    for key, folder in zip(keys, folders):
+        entry: dict[str, Any] = {"path": str(folder), "methods": {}}
+        pairs_by_scale = {s: pairs_from_hr_folder(folder, s, rounding) for s in sorted({m.scale for m in methods})}
+        bicubic_psnr: dict[int, dict[str, float]] = {}
+        for method in methods:  # bicubic first, once per scale
+            pairs = pairs_by_scale[method.scale]
+            if method.model is None:
+                upscale, timed = bicubic_upscaler(method.scale, rounding), None
+            else:
+                upscale, timed = model_upscaler(method.model, device), device
+            with torch.inference_mode():
+                per_image, outputs, seconds = evaluate_pairs(upscale, pairs, method.scale, timed, description=None)
+            if method.model is None:
+                bicubic_psnr[method.scale] = {name: values["psnr_y"] for name, values in per_image.items()}
+            for name, values in per_image.items():
+                values["delta_psnr_y"] = values["psnr_y"] - bicubic_psnr[method.scale][name]
+            if save_sr is not None:
+                for name, sr in outputs.items():
+                    write_png(save_sr / key / method.name / f"{name}.png", sr)
+            entry["images"] = [pair.name for pair in pairs]
+            entry["methods"][method.name] = {"scale": method.scale, "seconds": seconds, **_summary(per_image), "per_image": per_image}
+        report["folders"][key] = entry
+    report["overall"] = {}
+    for method in methods:
+        pooled = {f"{key}/{name}": values for key, entry in report["folders"].items()
+                  for name, values in entry["methods"][method.name]["per_image"].items()}
+        report["overall"][method.name] = _summary(pooled)
+    report["checks"] = checks(report)
+    return report
+
+
+def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The verdicts of :data:`COLOUR_LIMIT` (every model) and :data:`MEAN_GAIN_FLOOR` per folder."""
+    verdicts = []
+    for key, entry in report["folders"].items():
+        for name, row in entry["methods"].items():
+            if name.startswith("bicubic"):
+                continue
+            verdicts.append({"folder": key, "model": name, "check": f"every image's worst_channel_error <= {COLOUR_LIMIT:g} level",
+                             "value": row["colour_worst"], "image": row["colour_worst_image"], "pass": row["colour_worst"] <= COLOUR_LIMIT})
+            if name in MEAN_GAIN_FLOOR:
+                floor = MEAN_GAIN_FLOOR[name]
+                verdicts.append({"folder": key, "model": name, "check": f"mean delta >= {floor:+g} dB",
+                                 "value": row["delta_mean"], "pass": row["delta_mean"] >= floor})
+    return verdicts
+
+
+_HEADER = ("folder", "method", "n", "Y-PSNR", "mean Δ", "worst Δ (image)", "best Δ", "max colour error (image: r, g, b)", "Y-SSIM")
+
+
+def _cells(folder: str, method: str, row: dict[str, Any]) -> tuple[str, ...]:
+    r, g, b = row["colour_worst_rgb"]
+    return (folder, method, str(row["n"]), f"{row['psnr_y']:.2f}", f"{row['delta_mean']:+.2f}",
+            f"{row['delta_worst']:+.2f} ({row['delta_worst_image']})", f"{row['delta_best']:+.2f}",
+            f"{row['colour_worst']:.2f} ({row['colour_worst_image']}: {r:+.2f}, {g:+.2f}, {b:+.2f})", f"{row['ssim_y']:.4f}")
+
+
+def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = [_cells(key, name, row) for key, entry in report["folders"].items() for name, row in entry["methods"].items()]
+    rows += [_cells("ALL", name, row) for name, row in report["overall"].items()]
+    return rows
+
+
+def _check_lines(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for verdict in report["checks"]:
+        value = f"{verdict['value']:.2f} ({verdict['image']})" if "image" in verdict else f"{verdict['value']:+.2f}"
+        lines.append(f"{'PASS' if verdict['pass'] else 'FAIL'}  {verdict['folder']:10s} {verdict['model']:9s} {verdict['check']}: {value}")
+    failed = sum(not verdict["pass"] for verdict in report["checks"])
+    lines.append(f"{len(report['checks']) - failed} of {len(report['checks'])} checks pass")
+    return lines
+
+
+def text_table(report: dict[str, Any]) -> str:
+    rows = [_HEADER, *_rows(report)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines + ["", *_check_lines(report)])
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Unseen photographs (benchmarks/unseen_photos.py)", "",
+        f"Device {report['device']}; bicubic rounding {report['rounding']}; weights "
+        + (", ".join(f"{name} = `{path}`" for name, path in report["weights"].items()) or "none") + ".",
+        "Δ: Y-PSNR minus bicubic's on the same image (dB). Colour: the largest per-image worst_channel_error "
+        "(grey levels) with its signed mean SR − HR of R, G, B. ALL: every folder's images pooled.", "",
+        "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(report)]
+    lines += ["", "Checks:", ""] + [f"- {line}" for line in _check_lines(report)]
+    return "\n".join(lines) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinity: an identical image's PSNR is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _weights(items: list[str]) -> dict[str, Path]:
+    weights = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise argparse.ArgumentTypeError(f"--weights {item!r}: expected NAME=PATH")
+        weights[name] = Path(path)
+    return weights
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("data/unseen"))
-    parser.add_argument("--side", type=int, default=480)
+    commands = parser.add_subparsers(dest="command", required=True)
+    get = commands.add_parser("fetch", help="download the photographs and sort their crops into folders")
+    get.add_argument("--out", type=Path, default=Path("data/unseen"))
+    get.add_argument("--side", type=int, default=480)
+    run = commands.add_parser("evaluate", help="bicubic and each model on every folder")
+    run.add_argument("folders", type=Path, nargs="+")
+    run.add_argument("--models", nargs="*", default=["srcnn", "vdsr", "srresnet", "srgan"])
+    run.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH", help="default: models/NAME.pt")
+    run.add_argument("--device", default="auto")
+    run.add_argument("--rounding", default="per_pass", choices=["per_pass", "once"], help="the degradation's (as prepare.bicubic_rounding)")
+    run.add_argument("--scale", type=int, default=2, help="bicubic's scale when no model is given (else the models')")
+    run.add_argument("--json", type=Path)
+    run.add_argument("--md", type=Path)
+    run.add_argument("--save-sr", type=Path, help="write every SR image as DIR/FOLDER/METHOD/NAME.png")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        for package, files in PHOTOGRAPHS.items():
-            subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
-            deb = next(Path(work).glob(f"{package}_*.deb"))
-            subprocess.run(["dpkg", "-x", str(deb), str(Path(work) / package)], check=True)
-            for relative in files:
-                source = Path(work) / package / relative
-                name = source.name if source.is_dir() else source.stem
-                source = largest_landscape(source) if source.is_dir() else source
-                with Image.open(source) as image:
-                    square_crop(image, args.side).save(args.out / f"{name}.png")
-                print(f"{package}: {relative} -> {args.out / name}.png")
-    print(f"{sum(map(len, PHOTOGRAPHS.values()))} photographs in {args.out}")
+    if args.command == "fetch":
+        fetch(args.out, args.side)
+        return
+    from srbench.errors import SrbenchError
+
+    try:
+        weights = _weights(args.weights)
+        started = time.perf_counter()
+        report = evaluate(args.folders, args.models, weights, args.device, args.rounding, args.scale, args.save_sr)
+    except (SrbenchError, argparse.ArgumentTypeError) as error:
+        sys.exit(f"error: {error}")
+    report["seconds"] = time.perf_counter() - started
+    print(text_table(report))
+    print(f"{time.perf_counter() - started:.1f} s on {report['device']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_finite(report), indent=1) + "\n")
+    if args.md:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(markdown(report))
 
 
 if __name__ == "__main__":
