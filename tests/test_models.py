@@ -76,6 +76,21 @@ def test_srresnet_zero_init_residual_starts_every_block_as_the_identity() -> Non
     assert not torch.equal(plain.residual_blocks[0](features), features)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_srresnet_with_a_bicubic_skip_starts_as_bicubic_and_learns_the_residual(scale: int) -> None:
+    from srbench.degradation import imresize_tensor
+
+    torch.manual_seed(0)
+    model = SRResNet(scale=scale, num_features=8, num_blocks=2, bicubic_skip=True).eval()
+    lr = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        assert torch.equal(model(lr), imresize_tensor(lr, scale))
+    model.train()
+    loss = (model(lr) - torch.rand(1, 3, 10 * scale, 12 * scale)).square().mean()
+    loss.backward()
+    assert model.tail.weight.grad.abs().sum() > 0  # the residual's last layer learns from the first step
+
+
 def test_vdsr_starts_close_to_bicubic_and_learns_the_residual() -> None:
     model = VDSR(scale=2, depth=3, num_filters=8)
     for module in model.residual:

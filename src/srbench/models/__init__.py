@@ -118,7 +118,7 @@ HYPERPARAMETERS: dict[type[nn.Module], dict[str, Hyperparameter]] = {
     },
     VDSR: {"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH},
     VDSRStudy: {"num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
-    SRResNet: {"num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool)},
+    SRResNet: {"num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool), "bicubic_skip": Hyperparameter(bool)},
     SRGANStudyGenerator: {
         "num_features": _WIDTH, "num_blocks": _BLOCKS,
         "block_order": Hyperparameter(str, parts=BLOCK_LAYERS, required="conv"),

@@ -16,6 +16,8 @@ the paper's, gives 6 × 6 anyway), and the final sigmoid is left to the loss
 
 from torch import Tensor, nn
 
+from srbench.degradation import imresize_tensor
+
 
 class ResidualBlock(nn.Module):
     """conv3×3 – BN – PReLU – conv3×3 – BN, plus the block's input."""
@@ -50,10 +52,20 @@ class SRResNet(nn.Module):
 
     ``zero_init_residual`` starts every residual block's last BN at γ = 0, so that each block
     starts as the identity (Goyal et al. 2017, §5.1; torchvision's ResNet offers the same
-    switch). The paper does not give its initialisation; off, PyTorch's default is used."""
+    switch). The paper does not give its initialisation; off, PyTorch's default is used.
+
+    ``bicubic_skip`` adds the bicubic upsampling of the input to the output, so that the network
+    learns the residual over bicubic (VDSR's global residual learning, Kim et al. 2016), with the
+    last convolution starting at zero: the untrained network is bicubic. Not in the paper."""
 
     def __init__(
-        self, scale: int, num_channels: int = 3, num_features: int = 64, num_blocks: int = 16, zero_init_residual: bool = False
+        self,
+        scale: int,
+        num_channels: int = 3,
+        num_features: int = 64,
+        num_blocks: int = 16,
+        zero_init_residual: bool = False,
+        bicubic_skip: bool = False,
     ) -> None:
         super().__init__()
         if scale not in (2, 3, 4):
@@ -70,11 +82,16 @@ class SRResNet(nn.Module):
         if zero_init_residual:
             for block in self.residual_blocks:
                 nn.init.zeros_(block.body[-1].weight)
+        self.bicubic_skip = bicubic_skip
+        if bicubic_skip:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.head(lr)
         trunk = self.trunk_end(self.residual_blocks(features))
-        return self.tail(self.upsample(features + trunk))
+        sr = self.tail(self.upsample(features + trunk))
+        return sr + imresize_tensor(lr, self.scale) if self.bicubic_skip else sr
 
 
 class Discriminator(nn.Module):
