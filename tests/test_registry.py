@@ -21,7 +21,7 @@ from pipeline.tracking import EXPERIMENT, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, BATCH = 4, 8
-CARD_KEYS = {"model", "scale", "arch", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
+CARD_KEYS = {"model", "scale", "arch", "channels", "rgb_permutation", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
 
 
 def srbench(*args: str) -> None:
@@ -96,6 +96,7 @@ def test_card_summary_and_curves(trained_twice: Path) -> None:
     assert set(card) == CARD_KEYS
     assert card["device"] == "cpu" and card["precision"] == "fp32" and card["device_name"] and card["world_size"] == 1
     assert card["steps"] == STEPS and card["batch_size"] == BATCH and card["scale"] == 2 and card["arch"]["n1"] == 8
+    assert card["channels"] == "y" and card["rgb_permutation"] is False  # the quick profile trains SRCNN on luma
     summary = json.loads((trained_twice / "metrics" / "train" / "srcnn.json").read_text())
     assert all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in summary.values()), summary
     lines = (trained_twice / "plots" / "train" / "srcnn.csv").read_text().splitlines()
