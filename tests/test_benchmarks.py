@@ -25,8 +25,9 @@ def test_train_throughput_measures_each_model_and_writes_json_and_markdown(prepa
     [row] = report["rows"]
     assert row["model"] == "srcnn" and row["batch_size"] == 4 and row["real_steps_per_s"] > 0 and row["fixed_steps_per_s"] > 0
     assert row["ratio"] == row["real_steps_per_s"] / row["fixed_steps_per_s"]
-    # SRCNN's convolutions on the bicubic-upsampled 16 px crops, 2 FLOPs a multiply-add: forward, then at least the weight gradients
-    forward = 2 * 4 * 16 * 16 * (8 * 3 * 25 + 4 * 8 + 3 * 4 * 9)
+    # SRCNN's convolutions on the bicubic-upsampled 16 px luma crops (srcnn.channels: y), 2 FLOPs a
+    # multiply-add: forward, then at least the weight gradients
+    forward = 2 * 4 * 16 * 16 * (8 * 1 * 25 + 4 * 8 + 1 * 4 * 9)
     assert row["flops_per_step"] >= 2 * forward
     assert set(row["hours"]) == {"1", "2"} and report["matmul_tflops"] > 0
     assert "| srcnn | 4 x 16 |" in (tmp_path / "out" / "train_throughput.md").read_text()
