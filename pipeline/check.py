@@ -57,11 +57,11 @@ def _check_one(
 ) -> RecipeCheck:
     """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop, VGG and compile ``overrides``."""
     from srbench.data import load_pairs
-    from srbench.recipe_check import RecipeCheck, loss_summary
+    from srbench.recipe_check import WINDOW_CROPS, RecipeCheck, loss_summary
     from srbench.train import Schedule, TrainingDiverged, fit
 
     settings, objective, sampler = fresh_recipe(params, model, data, steps, overrides, device)
-    log_every = max(1, steps // 30)
+    log_every = max(1, steps // 30, min(math.ceil(WINDOW_CROPS / settings["batch_size"]), steps // 10))  # at least 10 windows
     schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
     losses: list[float] = []
     validation: dict[str, float] = {}
