@@ -1,17 +1,29 @@
 """Real photographs no srbench model trains on, sorted into folders by kind, and the models on them.
 
-    python benchmarks/unseen_photos.py fetch [--out data/unseen] [--side 480]
+    python benchmarks/unseen_photos.py fetch [--collection development|heldout] [--out DIR] [--side 480]
     python benchmarks/unseen_photos.py evaluate FOLDER [FOLDER ...] [--models srcnn vdsr srresnet srgan]
                                        [--weights NAME=PATH ...] [--device auto] [--rounding per_pass]
                                        [--json OUT.json] [--md OUT.md] [--save-sr DIR]
 
-``fetch`` downloads the Debian packages of :data:`PHOTOGRAPHS` with ``apt-get download`` (Debian's
+There are two collections of these photographs, from different Debian packages, with no photograph
+(nor name) in both; ``fetch --collection`` builds one:
+
+* ``development`` (the default: :data:`PHOTOGRAPHS`, 49 photographs into ``data/unseen``): looked at,
+  with the models' results on them, while the recipes were chosen, so what they showed has shaped the
+  models;
+* ``heldout`` (:data:`HELDOUT`, 79 photographs into ``data/unseen-heldout``): for the final check
+  only. They are evaluated once the models are final and never used to choose anything (recipes,
+  thresholds, models, training); a choice made after seeing their results turns them into
+  development ones.
+
+``fetch`` downloads the Debian packages of the collection with ``apt-get download`` (Debian's
 package registry; ``apt-get update`` first when apt-cache knows none of them), unpacks them with
 ``dpkg -x`` and keeps the listed files only: photographs, each looked at (the packages' renders,
 illustrations, paintings, gradients and vector art are left out). Each is cropped at its NATIVE
 resolution: the centre ``--side`` x ``--side`` pixels of the original file, nothing resized (a file
 whose shorter side is below ``--side`` is skipped, with a line saying so). The crops go, as PNG,
-into one folder of ``--out`` each, by this rule measured on the crop itself (8-bit RGB):
+into one folder of ``--out`` (by default the collection's folder) each, by this rule measured on the
+crop itself (8-bit RGB):
 
 * ``Y``, the mean BT.601 luma on the 16-235 scale (``16 + (65.481 R + 128.553 G + 24.966 B) / 255``);
 * ``C``, the mean chroma ``max(R, G, B) - min(R, G, B)`` in grey levels (0-255);
@@ -23,15 +35,16 @@ if G < 1.5 (blurred backgrounds, sky, water, fog); else ``textured`` if G >= 3 (
 wood grain, water ripples); else ``moderate``. So a photograph is in one folder only. The four
 thresholds (:data:`DARK_LUMA`, :data:`SATURATED_CHROMA`, :data:`SMOOTH_GRADIENT`,
 :data:`TEXTURED_GRADIENT`) were set once, when the set was assembled, for at least six photographs
-a folder; no model result was seen then, and nothing (thresholds, models, training) is ever to be
-tuned on these photographs. ``fetch`` prints each photograph's statistics and folder, and writes
-them with the package version and source file to ``OUT/photos.json``. It empties the five folders'
-PNG files first.
+a folder of the development collection; no model result was seen then, and nothing (thresholds,
+models, training) is ever to be tuned on these photographs. The held-out collection is sorted by the
+same thresholds, unchanged (its saturated folder has four photographs). ``fetch`` prints each
+photograph's statistics and folder, and writes them with the package version and source file to
+``OUT/photos.json``. It empties the five folders' PNG files first.
 
 The srbench models train on scikit-image's and matplotlib's sample photographs (astronaut, coffee,
 chelsea, rocket, retina, motorcycle, hubble, immunohistochemistry, grace_hopper), never on these
-wallpapers. The wallpapers are JPEG or PNG files as their packages ship them: JPEG's blocking stays
-in the HR images, as in any real photograph.
+photographs. They are JPEG or PNG files as their packages ship them: JPEG's blocking stays in the HR
+images, as in any real photograph.
 
 ``evaluate`` degrades every image of each folder like the training data (MATLAB bicubic,
 :func:`srbench.data.pairs_from_hr_folder`), upscales it with bicubic (once per folder and scale,
@@ -104,6 +117,72 @@ PHOTOGRAPHS: dict[str, list[str]] = {
     "digikam-data": ["usr/share/digikam/about/images/body-background.jpg"],
 }
 
+#: The held-out photographs: Debian package -> {name: file inside it}, no package of
+#: :data:`PHOTOGRAPHS` among them. Each was looked at, and compared with the development ones (no
+#: scene is in both). Left out: what these packages have besides (Tux Paint's drawn starters,
+#: gnome-taquin's numbers, Ren'Py's drawings and WebP panorama, OpenCV's renders, charts, calibration
+#: boards and annotated tutorial outputs), files under 480 px (Tux Paint's trees_above and
+#: trees_at_dusk, KPhotoAlbum's anne_helene), Tux Paint's mossy_bark (black bars above and below),
+#: KPhotoAlbum's qt-logo (a date printed on it), OpenCV's chicky_512 (transparent), licenseplate_motion
+#: (blurred), grey basketball and left/right, baboon and lena (Set14's), and the second view of a
+#: kept scene (aero3, aloeR, graf3, leuvenB). KPhotoAlbum's grand_canyon_1, new_wave_1 and wayne lie on
+#: their side, as the package stores them (no EXIF orientation turns them).
+HELDOUT: dict[str, dict[str, str]] = {
+    "tuxpaint-data": {
+        name: f"usr/share/tuxpaint/templates/{name}.jpg"
+        for name in (
+            "burnt_bark", "cliff", "corn_maze", "jellyfish", "lighthouse", "mossy_log", "mudstone",
+            "ocean_splash", "ocean_waves", "redwoods_above", "rocks", "sheep", "spiders_web",
+            "sun_behind_clouds", "sun_behind_leaves", "wool_mill_machine",
+        )
+    },
+    "scribus-template": {
+        name: f"usr/share/scribus/templates/{file}.jpg"
+        for name, file in (
+            ("brightness", "br2/brightness"), ("halfmoon", "br2/halfmoon"), ("moon", "br2/moon"),
+            ("nature", "br2/nature"), ("skyline", "br2/sunset"), ("moon-branch", "cal2/moon"),
+            ("pizza", "menu2/pizza"),
+        )
+    },
+    "sddm-theme-maldives": {"maldives": "usr/share/sddm/themes/maldives/background.jpg"},
+    "opencv-doc": {
+        **{
+            name: f"usr/share/doc/opencv-doc/examples/data/{name}.jpg"
+            for name in ("aero1", "aloeL", "apple", "board", "building", "ela_original", "fruits", "leuvenA", "orange", "stuff")
+        },
+        "graf1": "usr/share/doc/opencv-doc/examples/data/graf1.png",
+        **{f"scenetext0{i}": f"usr/share/doc/opencv-doc/examples/text/scenetext0{i}.jpg" for i in range(1, 7)},
+        "barcodes": "usr/share/doc/opencv-doc/opencv4/html/4_barcodes.jpg",
+        "handSrc": "usr/share/doc/opencv-doc/opencv4/html/handSrc.jpg",
+        "portrait": "usr/share/doc/opencv-doc/opencv4/html/230501201_1.jpg",
+    },
+    "palapeli-data": {
+        name: f"usr/share/palapeli/collection/{name}.jpg"
+        for name in ("castle-maintenon", "cincinnati-bridge", "citrus-fruits", "european-honey-bee", "panther-chameleon-female")
+    },
+    "gnome-taquin": {
+        name: f"usr/share/gnome-taquin/themes/cats/1-{name}.jpg"
+        for name in ("Cat_face_day", "Jasmina", "Tortoiseshell", "maine", "march")
+    },
+    "renpy-demo": {
+        name: f"usr/share/games/renpy/demo/game/images/bg {name}.jpg" for name in ("cave", "washington", "whitehouse")
+    },
+    "kphotoalbum": {
+        **{
+            name: f"usr/share/kphotoalbum/demo/{name}.jpg"
+            for name in (
+                "bar55", "bar55_2", "blackie", "cold_water", "donna", "donna_2", "grand_canyon_1",
+                "grand_canyon_2", "grand_canyon_3", "jesper", "jesper_2", "new_wave_1", "new_wave_2", "pool",
+                "pool_2", "skagen", "skagen_2", "snow", "spiff", "spiff_2", "wayne",
+            )
+        },
+        "treeline-sunset": "usr/share/kphotoalbum/demo/sunset.jpg",
+    },
+}
+
+#: Each collection's folder, where ``fetch`` writes it unless ``--out`` says otherwise.
+COLLECTIONS = {"development": Path("data/unseen"), "heldout": Path("data/unseen-heldout")}
+
 KINDS = ("dark", "saturated", "smooth", "moderate", "textured")
 DARK_LUMA = 90.0  # mean BT.601 Y (16-235) below this: dark
 SATURATED_CHROMA = 100.0  # mean max(RGB) - min(RGB) (0-255) at least this: saturated
@@ -165,6 +244,22 @@ def photo_name(relative: str) -> str:
     return path.stem.split("_by_")[0]
 
 
+def listing(collection: str) -> dict[str, dict[str, str]]:
+    """Package -> {name: file} of the photographs of ``collection`` (a key of :data:`COLLECTIONS`):
+    :data:`HELDOUT`'s, or :data:`PHOTOGRAPHS` named by :func:`photo_name`. Exits when two share a name."""
+    if collection == "heldout":
+        named = [(package, name, relative) for package, files in HELDOUT.items() for name, relative in files.items()]
+    else:
+        named = [(package, photo_name(relative), relative) for package, files in PHOTOGRAPHS.items() for relative in files]
+    names = [name for _, name, _ in named]
+    if len(set(names)) != len(names):
+        sys.exit(f"two photographs share a name: {sorted({n for n in names if names.count(n) > 1})}")
+    photographs: dict[str, dict[str, str]] = {}
+    for package, name, relative in named:
+        photographs.setdefault(package, {})[name] = relative
+    return photographs
+
+
 def _known(package: str) -> bool:
     result = subprocess.run(["apt-cache", "show", package], capture_output=True, text=True)
     return result.returncode == 0 and "Package:" in result.stdout
@@ -184,13 +279,11 @@ def unpack(package: str, work: Path) -> tuple[Path, str]:
     return root, version
 
 
-def fetch(out: Path, side: int) -> None:
+def fetch(out: Path, side: int, collection: str) -> None:
     from srbench.images import read_image, write_png
 
-    names = [photo_name(relative) for files in PHOTOGRAPHS.values() for relative in files]
-    if len(set(names)) != len(names):
-        sys.exit(f"two photographs share a name: {sorted({n for n in names if names.count(n) > 1})}")
-    if not all(_known(package) for package in PHOTOGRAPHS):
+    photographs = listing(collection)
+    if not all(_known(package) for package in photographs):
         print("apt-cache lacks some packages: apt-get update", flush=True)
         subprocess.run(["apt-get", "update"], check=True, capture_output=True)
     for kind in KINDS:
@@ -200,10 +293,10 @@ def fetch(out: Path, side: int) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        for package, files in PHOTOGRAPHS.items():
+        for package, files in photographs.items():
             root, version = unpack(package, work)
             print(f"{package} {version}", flush=True)
-            for relative in files:
+            for name, relative in files.items():
                 source = root / relative
                 if not source.is_file():
                     print(f"  MISSING {relative} (not in {package} {version}): skipped")
@@ -215,7 +308,6 @@ def fetch(out: Path, side: int) -> None:
                     continue
                 stats = photo_statistics(crop)
                 kind = kind_of(stats)
-                name = photo_name(relative)
                 write_png(out / kind / f"{name}.png", crop)
                 records.append({"name": name, "folder": kind, "package": package, "version": version, "file": relative,
                                 "width": image.shape[1], "height": image.shape[0], **stats})
@@ -414,7 +506,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("fetch", help="download the photographs and sort their crops into folders")
-    get.add_argument("--out", type=Path, default=Path("data/unseen"))
+    get.add_argument("--collection", default="development", choices=list(COLLECTIONS),
+                     help="development: data/unseen, looked at while choosing recipes; heldout: data/unseen-heldout, the final check only")
+    get.add_argument("--out", type=Path, help="default: the collection's folder")
     get.add_argument("--side", type=int, default=480)
     run = commands.add_parser("evaluate", help="bicubic and each model on every folder")
     run.add_argument("folders", type=Path, nargs="+")
@@ -428,7 +522,7 @@ def main() -> None:
     run.add_argument("--save-sr", type=Path, help="write every SR image as DIR/FOLDER/METHOD/NAME.png")
     args = parser.parse_args()
     if args.command == "fetch":
-        fetch(args.out, args.side)
+        fetch(args.out or COLLECTIONS[args.collection], args.side, args.collection)
         return
     from srbench.errors import SrbenchError
 

@@ -1,5 +1,6 @@
-"""benchmarks/unseen_photos.py: its folder rule, and `evaluate` end to end on two tiny folders of
-real photographs (crops of scikit-image's astronaut and coffee) with two tiny untrained models."""
+"""benchmarks/unseen_photos.py: its folder rule, its two collections (`fetch --collection heldout`
+with apt-get faked), and `evaluate` end to end on two tiny folders of real photographs (crops of
+scikit-image's astronaut and coffee) with two tiny untrained models."""
 
 import importlib.util
 import json
@@ -59,6 +60,45 @@ def test_the_crop_is_the_unresized_centre(unseen) -> None:
     assert unseen.centre_crop(image, 7) is None
     assert unseen.photo_name("usr/share/wallpapers/Path/contents/images/2560x1600.jpg") == "Path"
     assert unseen.photo_name("usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg") == "life"
+
+
+def test_the_heldout_collection_shares_no_package_or_name_with_the_development_one(unseen, monkeypatch) -> None:
+    development, heldout = unseen.listing("development"), unseen.listing("heldout")
+    assert development == {package: {unseen.photo_name(f): f for f in files} for package, files in unseen.PHOTOGRAPHS.items()}
+    assert heldout == unseen.HELDOUT and not set(development) & set(heldout)
+    names = [name for files in heldout.values() for name in files]
+    assert len(set(names)) == len(names) >= 40
+    assert not set(names) & {name for files in development.values() for name in files}
+    monkeypatch.setattr(unseen, "HELDOUT", {"a": {"cat": "a/cat.jpg"}, "b": {"cat": "b/cat.jpg"}})
+    with pytest.raises(SystemExit, match="share a name: \\['cat'\\]"):
+        unseen.listing("heldout")
+
+
+def test_fetch_heldout_writes_its_own_folders(unseen, tmp_path: Path, monkeypatch) -> None:
+    images = {"night": np.full((20, 24, 3), 40), "poppy": np.full((24, 20, 3), (255, 200, 0)), "tiny": np.full((10, 30, 3), 128)}
+    listed = {"pkg-a": {"night": "usr/share/a/night.jpg", "poppy": "usr/share/a/red poppy.jpg"}, "pkg-b": {"tiny": "usr/share/b/tiny.png"}}
+
+    def unpack(package: str, work: Path) -> tuple[Path, str]:  # what apt-get download and dpkg -x would leave
+        root = work / "unpacked" / package
+        for name, relative in listed[package].items():
+            write_png(root / relative, images[name].astype(np.uint8))
+        return root, "1.0-1"
+
+    monkeypatch.setattr(unseen, "HELDOUT", listed)
+    monkeypatch.setattr(unseen, "_known", lambda package: True)
+    monkeypatch.setattr(unseen, "unpack", unpack)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["unseen_photos.py", "fetch", "--collection", "heldout", "--side", "16"])
+    unseen.main()
+    out = tmp_path / "data" / "unseen-heldout"
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in (tmp_path / "data").rglob("*.png")) == [
+        "data/unseen-heldout/dark/night.png", "data/unseen-heldout/saturated/poppy.png"]  # tiny: under 16 px, skipped
+    assert np.array_equal(read_image(out / "dark" / "night.png"), images["night"][2:18, 4:20])
+    photos = json.loads((out / "photos.json").read_text())["photos"]
+    assert [(p["name"], p["folder"], p["package"], p["version"], p["file"], p["width"], p["height"]) for p in photos] == [
+        ("night", "dark", "pkg-a", "1.0-1", "usr/share/a/night.jpg", 24, 20),
+        ("poppy", "saturated", "pkg-a", "1.0-1", "usr/share/a/red poppy.jpg", 20, 24),
+    ]
 
 
 def test_evaluate_reports_every_folder_and_model(tmp_path: Path) -> None:
