@@ -64,16 +64,6 @@ def markdown(results: dict[str, dict[str, tuple[float, float, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _weights(items: list[str]) -> dict[str, Path]:
-    weights = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            sys.exit(f"--weights {item!r}: expected NAME=PATH")
-        weights[name] = Path(path)
-    return weights
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["srcnn", "vdsr", "srresnet", "srgan"])
@@ -85,10 +75,11 @@ def main() -> None:
         parser.error(f"--size {args.size}: at least 16")
     from srbench.errors import SrbenchError
     from srbench.files import write_text
+    from unseen_photos import weights_by_name  # this script's folder is on sys.path
 
     try:
-        results = measure(args.models, _weights(args.weights), args.size)
-    except SrbenchError as error:
+        results = measure(args.models, weights_by_name(args.weights), args.size)
+    except (SrbenchError, argparse.ArgumentTypeError) as error:
         sys.exit(f"error: {error}")
     text = ("Mean output minus input colour on flat fields (grey levels, the channel furthest from 0; "
             f"LR {args.size} px, centre half of the output):\n\n" + markdown(results))

@@ -492,7 +492,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _weights(items: list[str]) -> dict[str, Path]:
+def weights_by_name(items: list[str]) -> dict[str, Path]:
+    """``--weights NAME=PATH ...`` as {name: path}; refuses an item without both halves."""
     weights = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -527,7 +528,7 @@ def main() -> None:
     from srbench.errors import SrbenchError
 
     try:
-        weights = _weights(args.weights)
+        weights = weights_by_name(args.weights)
         started = time.perf_counter()
         report = evaluate(args.folders, args.models, weights, args.device, args.rounding, args.scale, args.save_sr)
     except (SrbenchError, argparse.ArgumentTypeError) as error:

@@ -1,6 +1,5 @@
 """benchmarks/flat_response.py: a flat field through a model, measured away from the borders."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +9,16 @@ import torch
 
 from srbench.models import build_model, save_model
 
+from benchmark_scripts import benchmark_module
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "flat_response.py"
 
 
 @pytest.fixture(scope="module")
 def flat():
-    spec = importlib.util.spec_from_file_location("flat_response", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_module("flat_response") as module:
+        yield module
 
 
 def test_an_untrained_vdsr_with_a_biased_last_layer_shows_its_bias(flat) -> None:
@@ -32,7 +31,7 @@ def test_an_untrained_vdsr_with_a_biased_last_layer_shows_its_bias(flat) -> None
         assert flat.response(model, 2, colour, 24) == pytest.approx((0.5, -1.0, 2.0), abs=1e-3)
 
 
-def test_a_luma_model_cannot_tint_and_the_centre_ignores_the_borders(flat) -> None:
+def test_a_luma_model_moves_r_g_b_alike_and_an_untrained_one_is_not_flat(flat) -> None:
     model = build_model("vdsr", 2, {"depth": 3, "num_filters": 4}, channels="y").eval()
     torch.nn.init.zeros_(model.network.residual[-1].weight)
     with torch.no_grad():

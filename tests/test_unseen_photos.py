@@ -2,7 +2,6 @@
 with apt-get faked), and `evaluate` end to end on two tiny folders of real photographs (crops of
 scikit-image's astronaut and coffee) with two tiny untrained models."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,20 +16,16 @@ from srbench.images import read_image, write_png
 from srbench.metrics import sr_metrics
 from srbench.models import build_model, save_model
 
+from benchmark_scripts import benchmark_module
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "unseen_photos.py"
 
 
 @pytest.fixture(scope="module")
 def unseen():
-    spec = importlib.util.spec_from_file_location("unseen_photos", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("unseen_photos") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_each_kind_of_image_goes_to_its_folder(unseen) -> None:
