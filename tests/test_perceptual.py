@@ -16,7 +16,7 @@ import torch
 from skimage import data
 
 from srbench.errors import SrbenchError
-from srbench.perceptual import LPIPS, backbone_weights_path, load_lpips
+from srbench.perceptual import BACKBONE_WEIGHTS_URLS, LPIPS, backbone_weights_path, load_lpips
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,14 @@ def photo() -> np.ndarray:
 def _add_noise(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape)
     return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+
+
+def test_the_backbone_urls_are_torchvisions() -> None:
+    """srbench writes them out to stay offline-fast; they must be what lpips' torchvision loads."""
+    import torchvision.models
+
+    weights = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+    assert {net: getattr(torchvision.models, name).IMAGENET1K_V1.url for net, name in weights.items()} == BACKBONE_WEIGHTS_URLS
 
 
 def test_unavailable_when_downloads_are_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,8 +29,15 @@ from srbench.metrics import uint8_to_tensor
 
 logger = logging.getLogger(__name__)
 
-# The ImageNet weights that lpips' backbones load (through torchvision's legacy ``pretrained=True``).
-_BACKBONE_WEIGHTS = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+# The ImageNet weights that lpips' backbones load (through torchvision's legacy ``pretrained=True``):
+# torchvision's ``AlexNet_Weights``, ``VGG16_Weights`` and ``SqueezeNet1_1_Weights.IMAGENET1K_V1.url``,
+# written out so that an offline evaluation knows LPIPS is unavailable without importing
+# torchvision (about 2 s); tests/test_perceptual.py holds them against torchvision's.
+BACKBONE_WEIGHTS_URLS = {
+    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "squeeze": "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+}
 # Smallest image side each backbone accepts (its deepest feature map must not be empty).
 _MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}
 _BACKBONES = ("pretrained", "random")
@@ -44,21 +51,12 @@ class LPIPSUnavailableError(SrbenchError):
 def backbone_weights_path(net: str) -> Path:
     """Where torchvision caches the ImageNet weights of ``net``'s backbone."""
     _check_net(net)
-    url = _weights_url(net)
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
-def _weights_url(net: str) -> str:
-    """Where torchvision downloads ``net``'s ImageNet weights from (torchvision imported here:
-    it costs seconds, which every `srbench` command would pay otherwise)."""
-    import torchvision.models
-
-    return getattr(torchvision.models, _BACKBONE_WEIGHTS[net]).IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(BACKBONE_WEIGHTS_URLS[net]).path)
 
 
 def _check_net(net: str) -> None:
-    if net not in _BACKBONE_WEIGHTS:
-        raise SrbenchError(f"unknown LPIPS net {net!r}; choose one of {', '.join(_BACKBONE_WEIGHTS)}")
+    if net not in BACKBONE_WEIGHTS_URLS:
+        raise SrbenchError(f"unknown LPIPS net {net!r}; choose one of {', '.join(BACKBONE_WEIGHTS_URLS)}")
 
 
 def _ensure_backbone_weights(net: str, download: bool) -> None:
@@ -66,7 +64,7 @@ def _ensure_backbone_weights(net: str, download: bool) -> None:
     path = backbone_weights_path(net)
     if path.is_file():
         return
-    url = _weights_url(net)
+    url = BACKBONE_WEIGHTS_URLS[net]
     missing = f"torchvision {net} ImageNet weights not found in {path.parent}"
     if not download:
         raise LPIPSUnavailableError(f"{missing} and downloads are off")
@@ -99,10 +97,10 @@ class LPIPS:
         _check_net(net)
         if backbone not in _BACKBONES:
             raise SrbenchError(f"unknown LPIPS backbone {backbone!r}; choose one of {', '.join(_BACKBONES)}")
-        import lpips  # imported here: it loads torchvision's model zoo, which evaluate needs only when on
-
         if backbone == "pretrained":
             _ensure_backbone_weights(net, download)
+        import lpips  # imported here, once the weights are known to be there: it loads torchvision (about 2 s)
+
         self.net = net
         self.device = torch.device(device)
         with warnings.catch_warnings():

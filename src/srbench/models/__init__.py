@@ -1,8 +1,10 @@
 """The model families, one module each, the hyperparameters each accepts, and the weight files
 the pipeline passes between stages."""
 
+import contextlib
 import math
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +118,7 @@ HYPERPARAMETERS: dict[type[nn.Module], dict[str, Hyperparameter]] = {
         "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL,
         "upsampling": Hyperparameter(str, choices=SRCNN_UPSAMPLING),
     },
-    VDSR: {"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH},
+    VDSR: {"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH, "mean_free_residual": Hyperparameter(bool)},
     VDSRStudy: {"num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
     SRResNet: {"num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool), "bicubic_skip": Hyperparameter(bool)},
     SRGANStudyGenerator: {
@@ -197,6 +199,22 @@ def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str |
     return None if extra is None else f"{extra}: not in the architecture"
 
 
+@contextlib.contextmanager
+def _shapes_only() -> Iterator[None]:
+    """Build modules on the meta device with ``torch.nn.init``'s initialisers skipped (as
+    Hugging Face's ``no_init_weights``): only the shapes are wanted, and ``normal_`` on a meta
+    tensor imports TorchDynamo, about 2 s of every command that loads a model."""
+    initialisers = {name: getattr(nn.init, name) for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")}
+    for name in initialisers:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, function in initialisers.items():
+            setattr(nn.init, name, function)
+
+
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Load a file written by :func:`save_model` (``weights_only=True``); returns the model in
     eval mode (RGB in, RGB out, whatever its channel space) and its metadata. The declared architecture is checked against the weights in the
@@ -225,7 +243,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
     for key, rule in HYPERPARAMETERS[MODELS[name]].items():  # a meta model too has one Python object per layer
         if rule.layers and arch.get(key, 0) > len(state):
             raise SrbenchError(f"{path}: {name}.arch.{key} = {arch[key]}: more layers than the file's {len(state)} tensors")
-    with torch.device("meta"):
+    with _shapes_only():
         problem = _mismatch(build_model(name, scale, arch, channels).state_dict(), state)
     if problem:
         raise SrbenchError(f"{path}: weights do not match the declared architecture {name} x{scale} {arch}{' on luma' if channels == 'y' else ''}: {problem}")
