@@ -102,6 +102,41 @@ def test_vdsr_starts_close_to_bicubic_and_learns_the_residual() -> None:
     assert torch.allclose(model(lr), imresize_tensor(lr, 2))
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_a_mean_free_vdsr_returns_a_flat_field_unchanged_where_the_plain_one_shifts_it(scale: int) -> None:
+    torch.manual_seed(0)
+    plain = VDSR(scale=scale, num_channels=1, depth=4, num_filters=8)
+    for module in plain.residual:
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.uniform_(module.bias, 0.0, 0.05)  # the offsets a trained network's biases make
+    mean_free = VDSR(scale=scale, num_channels=1, depth=4, num_filters=8, mean_free_residual=True)
+    mean_free.load_state_dict(plain.state_dict())
+    flat = torch.full((1, 1, 16, 16), 0.6)
+    inner = slice(4 + 2 * scale + 1, -(4 + 2 * scale + 1))  # beyond the 4 layers' reach and the window's half-width
+    with torch.no_grad():
+        shifted, kept = (model(flat)[..., inner, inner] for model in (plain, mean_free))
+    assert (shifted - 0.6).abs().min() > 1e-3
+    assert torch.allclose(kept, torch.full_like(kept, 0.6), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_keeps_local_means_so_the_true_residual_has_almost_none(scale: int) -> None:
+    """The premise of ``mean_free_residual``: HR - bicubic(LR) of real photographs has a local mean
+    (over 4 x scale + 1 px) of a fraction of a grey level, a small part of the residual itself."""
+    from skimage import data
+
+    from srbench.colour import rgb_to_luma
+    from srbench.degradation import degrade, imresize_tensor, modcrop
+    from srbench.metrics import uint8_to_tensor
+    from srbench.models.vdsr import local_mean
+
+    for photo in (data.astronaut(), data.coffee(), data.chelsea()):
+        hr = modcrop(photo, scale)
+        residual = rgb_to_luma(uint8_to_tensor(hr)) - imresize_tensor(rgb_to_luma(uint8_to_tensor(degrade(hr, scale))), scale)
+        mean_rms, residual_rms = (float((values * 255).square().mean().sqrt()) for values in (local_mean(residual, 4 * scale + 1), residual))
+        assert mean_rms < 1.0 and residual_rms > 4 * mean_rms, (photo.shape, mean_rms, residual_rms)
+
+
 @pytest.mark.parametrize("size", [96, 64])
 def test_discriminator_gives_one_logit_per_image(size: int) -> None:
     discriminator = Discriminator()
@@ -117,6 +152,8 @@ def test_unknown_model_and_hyperparameter_are_named() -> None:
         build_model("edsr", 2, {})
     with pytest.raises(SrbenchError, match="vdsr.arch.layers"):
         build_model("vdsr", 2, {"layers": 3})
+    with pytest.raises(SrbenchError, match=r"vdsr.arch.mean_free_residual = 1: expected true or false"):
+        build_model("vdsr", 2, {"mean_free_residual": 1})
 
 
 def test_weights_round_trip_with_weights_only(tmp_path) -> None:
