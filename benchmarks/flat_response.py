@@ -3,8 +3,8 @@
     python benchmarks/flat_response.py [--models srcnn vdsr srresnet srgan] [--weights NAME=PATH ...]
                                        [--size 160] [--md OUT.md]
 
-Each model upscales LR images of one uniform colour (greys from 16 to 235 and four saturated
-colours); the script prints the mean output minus the input colour in grey levels (0-255, before
+Each model upscales LR images of one uniform colour (twelve greys from black to white and four
+saturated colours); the script prints the mean output minus the input colour in grey levels (0-255, before
 rounding to 8 bits) per channel, measured in the centre of the output, away from the zero padding
 of the borders. Bicubic returns a flat field exactly, so every non-zero number is the model's own:
 a brightness offset that depends on the grey level, or a tint. Such offsets are invisible in a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-GREYS = (16, 40, 64, 96, 128, 160, 192, 216, 235)
+GREYS = (0, 8, 16, 40, 64, 96, 128, 160, 192, 216, 235, 255)  # black and white too: SRCNN's worst offsets are at black
 COLOURS = {"red": (200, 40, 40), "green": (40, 160, 40), "blue": (40, 40, 200), "yellow": (230, 200, 30)}
 
 
