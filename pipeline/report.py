@@ -121,6 +121,7 @@ def report(
         comparison_figure,
         error_limit,
         markdown_table,
+        paired_table,
         per_image_table,
         save_figure,
         training_curves_figure,
@@ -146,6 +147,7 @@ def report(
                     f"and the model of best Y-PSNR with its gain over bicubic; {CAST_MARK}: a colour cast on that image "
                     f"(mean error above {COLOUR_CAST_LEVELS:g} grey levels in some RGB channel):\n\n" + per_image_table(per_image[set_name])
                 )
+            section += "\nIs a lead real on these images? Paired over the images:\n\n" + paired_table(per_image[set_name])
             sections.append(section + "\n" + "\n\n".join(colour_cast_lines(per_image[set_name])) + "\n")
 
         notes = [

@@ -99,7 +99,7 @@ def test_report_stage_writes_tables_figures_and_notes(workspace: Path, prepared_
     report = (workspace / "reports" / "report.md").read_text()
     names = sorted(path.stem for path in (prepared_x2 / "valid" / "HR").glob("*.png"))
     tables = [block for block in report.split("\n\n") if block.startswith("| ")]
-    means, per_image = (list(csv.reader(table.splitlines(), delimiter="|")) for table in tables)
+    means, per_image, paired = (list(csv.reader(table.splitlines(), delimiter="|")) for table in tables)
     assert [row[1].strip() for row in means[2:]] == ["bicubic", "srcnn", "srgan"]
     assert all(row[8].strip() == "n/a" for row in means[2:])  # no lpips key: not measured
     evaluated = json.loads((workspace / "metrics" / "eval" / "srgan.json").read_text())["valid"]
@@ -114,6 +114,17 @@ def test_report_stage_writes_tables_figures_and_notes(workspace: Path, prepared_
         assert row[-2].strip().startswith(winner) and row[2 + methods.index(winner)].strip().startswith("**")
         assert sum(cell.strip().startswith("**") for cell in row[2:-2]) == 1
     assert {row[-2].strip().split()[0] for row in per_image[2:4]} == {"bicubic", "srcnn"}  # the easy retina: bicubic wins there
+    # Paired over the images, by hand: srcnn is the best mean (the least noise); its differences to bicubic have mixed signs.
+    differences = [measured["srcnn"][name]["psnr_y"] - measured["bicubic"][name]["psnr_y"] for name in names]
+    assert [row[1].strip() for row in paired[2:]] == ["srcnn", "srgan", "bicubic"] and paired[0][3].strip() == "vs srcnn (best mean)"
+    mean, low, high, p_value = _numbers(paired[2][2])
+    assert mean == pytest.approx(sum(differences) / len(differences), abs=0.006)
+    assert (low, high) == (pytest.approx(min(differences), abs=0.006), pytest.approx(max(differences), abs=0.006))  # 2 images
+    assert p_value == 1.0 and paired[2][2].strip().endswith("(not established)")  # one + and one −: P = 2 x 3/4, capped at 1
+    assert min(differences) < 0 < max(differences) and len(names) == 2
+    srgan_behind = _numbers(paired[3][3])
+    assert srgan_behind[0] < srgan_behind[2] < 0 and srgan_behind[3] == 0.5 and "not established" not in paired[3][3]
+    assert "With 2 images no p can fall below 0.5" in report
     assert "⚠" not in "".join(tables) and "Every model's mean colour error stays within 2 grey levels on every image." in report
     assert f"LPIPS (AlexNet, lower is better): {LPIPS_STATUS}." in report
     assert "Trained on: cpu (Test CPU), fp32 (every model)" in report and "Inference measured on: cpu." in report

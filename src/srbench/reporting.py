@@ -30,6 +30,7 @@ from srbench.errors import SrbenchError
 from srbench.files import atomic_path
 from srbench.images import read_image
 from srbench.metrics import COLOUR_CAST_LEVELS, psnr, rgb_to_y, ssim
+from srbench.stats import CONFIDENCE, RESAMPLES, SEED, TEST_NAME, PairedComparison, paired_comparison
 
 COLUMNS = (
     "Model",
@@ -71,9 +72,9 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _signed(value: float) -> str:
-    """``value`` to one decimal with its sign, a true minus for negatives, never '−0.0': '+0.3', '−1.2'."""
-    return f"{round(value, 1) + 0.0:+.1f}".replace("-", "−")
+def _signed(value: float, digits: int = 1) -> str:
+    """``value`` to ``digits`` decimals with its sign, a true minus for negatives, never '−0.0': '+0.3', '−1.2'."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}".replace("-", "−")
 
 
 def _rgb(values: dict[str, float]) -> str:
@@ -148,6 +149,44 @@ def per_image_table(per_image: dict[str, dict[str, dict[str, float]]]) -> str:
         gain = "" if winners == [reference] else f" ({best - round(psnrs[0], 2):+.2f})"
         lines.append("| " + " | ".join([label, *cells, ", ".join(winners) + gain]) + " |")
     return "\n".join(lines) + "\n"
+
+
+NOT_ESTABLISHED = "not established"
+
+
+def _paired_cell(comparison: PairedComparison) -> str:
+    cell = (
+        f"{_signed(comparison.mean_difference, 2)} [{_signed(comparison.ci_low, 2)}, {_signed(comparison.ci_high, 2)}], "
+        f"p = {comparison.p_value:.3g}"
+    )
+    return cell if comparison.established else f"{cell} ({NOT_ESTABLISHED})"
+
+
+def paired_table(per_image: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Each method's per-image Y-PSNR against the reference (the first method, bicubic) and
+    against the method of highest mean Y-PSNR: the mean difference (dB), its bootstrap interval
+    and the signed-rank test's p-value (:func:`srbench.stats.paired_comparison`); a lead whose
+    interval contains 0 is marked :data:`NOT_ESTABLISHED`. Then a line saying how it was computed."""
+    methods = list(per_image)
+    reference = methods[0]
+    images = sorted(per_image[reference])
+    scores = {method: [per_image[method][name]["psnr_y"] for name in images] for method in methods}
+    best = max(methods, key=lambda method: statistics.fmean(scores[method]))
+    lines = [f"| Paired Y-PSNR | vs {reference} | vs {best} (best mean) |", "|---|---|---|"]
+    for method in methods[1:]:
+        against_best = "–" if method == best else _paired_cell(paired_comparison(scores[method], scores[best]))
+        lines.append(f"| {method} | {_paired_cell(paired_comparison(scores[method], scores[reference]))} | {against_best} |")
+    if best != reference:
+        lines.append(f"| {reference} | – | {_paired_cell(paired_comparison(scores[reference], scores[best]))} |")
+    smallest_p = 2 / 2 ** len(images)
+    note = (
+        f"\nMean Y-PSNR difference per image (dB), row minus column, over the {len(images)} images; in brackets its "
+        f"{CONFIDENCE:.0%} percentile bootstrap interval over images ({RESAMPLES:,} resamples, seed {SEED}); p: the {TEST_NAME}. "
+        f"{NOT_ESTABLISHED.capitalize()}: the interval contains 0, so these images do not settle which is better. "
+        f"With {len(images)} images no p can fall below {smallest_p:.3g}, and the interval holds the means of resamples of "
+        f"{len(images)} values: on few images read both as weak evidence.\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def colour_cast_lines(per_image: dict[str, dict[str, dict[str, float]]]) -> list[str]:
