@@ -4,6 +4,7 @@
     python benchmarks/unseen_photos.py evaluate FOLDER [FOLDER ...] [--models srcnn vdsr srresnet srgan]
                                        [--weights NAME=PATH ...] [--device auto] [--rounding per_pass]
                                        [--json OUT.json] [--md OUT.md] [--save-sr DIR]
+    python benchmarks/unseen_photos.py show OUT.json [--md OUT.md]
 
 There are two collections of these photographs, from different Debian packages, with no photograph
 (nor name) in both; ``fetch --collection`` builds one:
@@ -49,12 +50,15 @@ images, as in any real photograph.
 ``evaluate`` degrades every image of each folder like the training data (MATLAB bicubic,
 :func:`srbench.data.pairs_from_hr_folder`), upscales it with bicubic (once per folder and scale,
 shared by every model) and with each model (``models/NAME.pt``, or ``--weights NAME=PATH``), and
-prints per folder and model: images, mean Y-PSNR, the mean Y-PSNR gain over bicubic (Δ, dB), the
-worst and best image's Δ, the largest per-image ``worst_channel_error`` (the largest magnitude of the
+prints per folder and model: images, mean Y-PSNR, the mean Y-PSNR gain over bicubic (Δ, dB) with
+its 95 % bootstrap interval over the folder's images and the exact Wilcoxon signed-rank p-value
+(:func:`srbench.stats.paired_comparison`: is the gain real on these images?), the worst and best
+image's Δ, the largest per-image ``worst_channel_error`` (the largest magnitude of the
 signed mean SR - HR of R, G and B, in grey levels) with its image and signed (r, g, b), and the mean
 Y-SSIM; then one line per model over all folders' images pooled; then the checks of
 :data:`COLOUR_LIMIT` and :data:`MEAN_GAIN_FLOOR`, PASS or FAIL per folder. ``--json`` writes all of
-it, per image too; ``--md`` the tables. It needs srbench and PyTorch only (no DVC, MLflow or
+it, per image too; ``--md`` the tables; ``show`` prints the tables of such a JSON file again,
+recomputed from its per-image metrics (so a result stored before a column existed gets it). It needs srbench and PyTorch only (no DVC, MLflow or
 Typer); it exits 0 whatever the checks say (their verdicts are in the output).
 """
 
@@ -68,11 +72,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from srbench.stats import paired_comparison
 
 #: The photographs: Debian package -> files inside it (paths relative to the unpacked package).
 #: Each was looked at; among these packages' other images are renders and illustrations (most of
@@ -348,6 +354,7 @@ def _summary(per_image: dict[str, dict[str, float]]) -> dict[str, Any]:
         "psnr_y": float(np.mean([per_image[name]["psnr_y"] for name in names])),
         "ssim_y": float(np.mean([per_image[name]["ssim_y"] for name in names])),
         "delta_mean": float(np.mean(deltas)),
+        "delta_paired": None if not any(deltas) else asdict(paired_comparison(deltas, [0.0] * len(deltas))),
         "delta_worst": deltas[worst], "delta_worst_image": names[worst],
         "delta_best": deltas[best], "delta_best_image": names[best],
         "colour_worst": colours[cast], "colour_worst_image": names[cast],
@@ -406,13 +413,23 @@ def evaluate(folders: list[Path], models: list[str], weights: dict[str, Path], d
                 for name, sr in outputs.items():
                     write_png(save_sr / key / method.name / f"{name}.png", sr)
             entry["images"] = [pair.name for pair in pairs]
-            entry["methods"][method.name] = {"scale": method.scale, "seconds": seconds, **_summary(per_image), "per_image": per_image}
+            entry["methods"][method.name] = {"scale": method.scale, "seconds": seconds, "per_image": per_image}
         report["folders"][key] = entry
+    return summarise(report)
+
+
+def summarise(report: dict[str, Any]) -> dict[str, Any]:
+    """Every folder's and method's row, the pooled rows and the checks, from the per-image metrics:
+    what `evaluate` adds to its report and `show` recomputes from a stored one."""
+    for entry in report["folders"].values():
+        for name, method in entry["methods"].items():
+            entry["methods"][name] = {"scale": method["scale"], "seconds": method["seconds"], **_summary(method["per_image"]),
+                                      "per_image": method["per_image"]}
     report["overall"] = {}
-    for method in methods:
-        pooled = {f"{key}/{name}": values for key, entry in report["folders"].items()
-                  for name, values in entry["methods"][method.name]["per_image"].items()}
-        report["overall"][method.name] = _summary(pooled)
+    for name in next(iter(report["folders"].values()))["methods"]:
+        pooled = {f"{key}/{image}": values for key, entry in report["folders"].items()
+                  for image, values in entry["methods"][name]["per_image"].items()}
+        report["overall"][name] = _summary(pooled)
     report["checks"] = checks(report)
     return report
 
@@ -433,12 +450,14 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     return verdicts
 
 
-_HEADER = ("folder", "method", "n", "Y-PSNR", "mean Δ", "worst Δ (image)", "best Δ", "max colour error (image: r, g, b)", "Y-SSIM")
+_HEADER = ("folder", "method", "n", "Y-PSNR", "mean Δ", "95% CI, p", "worst Δ (image)", "best Δ", "max colour error (image: r, g, b)", "Y-SSIM")
 
 
 def _cells(folder: str, method: str, row: dict[str, Any]) -> tuple[str, ...]:
     r, g, b = row["colour_worst_rgb"]
-    return (folder, method, str(row["n"]), f"{row['psnr_y']:.2f}", f"{row['delta_mean']:+.2f}",
+    paired = row["delta_paired"]
+    interval = "–" if paired is None else f"[{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}], p={paired['p_value']:.2g}"
+    return (folder, method, str(row["n"]), f"{row['psnr_y']:.2f}", f"{row['delta_mean']:+.2f}", interval,
             f"{row['delta_worst']:+.2f} ({row['delta_worst_image']})", f"{row['delta_best']:+.2f}",
             f"{row['colour_worst']:.2f} ({row['colour_worst_image']}: {r:+.2f}, {g:+.2f}, {b:+.2f})", f"{row['ssim_y']:.4f}")
 
@@ -472,7 +491,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Unseen photographs (benchmarks/unseen_photos.py)", "",
         f"Device {report['device']}; bicubic rounding {report['rounding']}; weights "
         + (", ".join(f"{name} = `{path}`" for name, path in report["weights"].items()) or "none") + ".",
-        "Δ: Y-PSNR minus bicubic's on the same image (dB). Colour: the largest per-image worst_channel_error "
+        "Δ: Y-PSNR minus bicubic's on the same image (dB); 95% CI: the percentile bootstrap interval of mean Δ over the "
+        "folder's images, p: the exact two-sided Wilcoxon signed-rank test of the Δs (srbench.stats). Colour: the largest per-image worst_channel_error "
         "(grey levels) with its signed mean SR − HR of R, G, B. ALL: every folder's images pooled.", "",
         "| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER),
     ]
@@ -521,9 +541,21 @@ def main() -> None:
     run.add_argument("--json", type=Path)
     run.add_argument("--md", type=Path)
     run.add_argument("--save-sr", type=Path, help="write every SR image as DIR/FOLDER/METHOD/NAME.png")
+    show = commands.add_parser("show", help="the tables of a stored --json result, recomputed from its per-image metrics")
+    show.add_argument("result", type=Path)
+    show.add_argument("--md", type=Path)
     args = parser.parse_args()
     if args.command == "fetch":
         fetch(args.out or COLLECTIONS[args.collection], args.side, args.collection)
+        return
+    if args.command == "show":
+        try:
+            report = summarise(json.loads(args.result.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, StopIteration) as error:
+            sys.exit(f"error: {args.result}: not a result of `unseen_photos.py evaluate --json` ({type(error).__name__}: {error})")
+        print(text_table(report))
+        if args.md:
+            args.md.write_text(markdown(report))
         return
     from srbench.errors import SrbenchError
 

@@ -140,6 +140,13 @@ def test_evaluate_reports_every_folder_and_model(tmp_path: Path) -> None:
             worst = row["per_image"][row["colour_worst_image"]]
             assert row["colour_worst"] == max(v["worst_channel_error"] for v in row["per_image"].values())
             assert row["colour_worst_rgb"] == [worst["mean_error_r"], worst["mean_error_g"], worst["mean_error_b"]]
+            paired, deltas = row["delta_paired"], [v["delta_psnr_y"] for v in row["per_image"].values()]
+            if method == "bicubic":
+                assert paired is None
+            else:  # two images: the interval spans both deltas, p = 2 x 1/4 when they agree in sign, else 1
+                assert paired["mean_difference"] == pytest.approx(row["delta_mean"])
+                assert (paired["ci_low"], paired["ci_high"]) == pytest.approx((min(deltas), max(deltas)))
+                assert paired["p_value"] == (0.5 if deltas[0] * deltas[1] > 0 else 1.0)
             [printed] = [line for line in lines if line.split()[:3] == [folder, method, "2"]]
             assert f"{row['delta_mean']:+.2f}" in printed and f"({row['delta_worst_image']})" in printed
     for method in ("bicubic", "srcnn", "vdsr"):
@@ -151,3 +158,9 @@ def test_evaluate_reports_every_folder_and_model(tmp_path: Path) -> None:
     for verdict in checks:
         assert ("PASS" if verdict["pass"] else "FAIL") + "  " + verdict["folder"] in result.stdout
     assert sum(line.startswith("| people | vdsr | 2 |") for line in (tmp_path / "out.md").read_text().splitlines()) == 1
+
+    shown = subprocess.run([sys.executable, str(SCRIPT), "show", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == lines[: len(shown.stdout.splitlines())]  # the stored result prints the same table
+    broken = subprocess.run([sys.executable, str(SCRIPT), "show", str(tmp_path / "out.md")], capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 1 and broken.stderr.startswith(f"error: {tmp_path / 'out.md'}: not a result of") and broken.stderr.count("\n") == 1
