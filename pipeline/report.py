@@ -120,6 +120,7 @@ def report(
         compare_crops,
         comparison_figure,
         error_limit,
+        escape_html,
         markdown_table,
         paired_table,
         per_image_table,
@@ -168,9 +169,9 @@ def report(
         if cited:
             sources = sorted({SOURCES[model] for model in cited})
             notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
-        text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {note}\n" for note in notes)
+        text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {escape_html(note)}\n" for note in notes)
         if departures:
-            text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {note}\n" for model, note in departures.items())
+            text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {escape_html(note)}\n" for model, note in departures.items())
 
         results = {model: Path(f"results/{model}/valid/sr") for model in models}
         shown = sorted(per_image["valid"]["bicubic"])[:crop_images]

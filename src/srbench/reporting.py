@@ -87,6 +87,12 @@ def _has_cast(values: dict[str, float]) -> bool:
     return values["worst_channel_error"] > COLOUR_CAST_LEVELS
 
 
+def escape_html(text: str) -> str:
+    """``text`` with &, < and > escaped, so that Markdown renders an error message such as
+    ``<urlopen error ...>`` as text instead of swallowing it as an HTML tag."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
     ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``mean_error_r``, ``mean_error_g``, ``mean_error_b``
