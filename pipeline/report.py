@@ -119,6 +119,7 @@ def report(
         colour_cast_lines,
         compare_crops,
         comparison_figure,
+        conventions,
         error_limit,
         escape_html,
         markdown_table,
@@ -141,7 +142,10 @@ def report(
                     cited.add(model)
                 rows.append(row)
                 mlflow.log_metrics({f"{set_name}_{model}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
-            section = f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
+            section = (
+                f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
+                f"\n{conventions(scale, meta['lr_source'], meta.get('bicubic_rounding', 'per_pass'))}"
+            )
             if set_name == "valid":
                 section += (
                     "\nPer image, Y-PSNR (dB) / Y-SSIM; in each row the best Y-PSNR and the best Y-SSIM in bold, "
@@ -154,7 +158,6 @@ def report(
         notes = [
             f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px; "
             f"LR images: {meta['lr_source'].replace('_', ' ')}.",
-            "Y-PSNR/Y-SSIM: BT.601 luma, `scale` pixels cropped at each border, SR rounded to uint8 (BasicSR convention).",
             "Colour error: the mean of SR − HR in each RGB channel (R / G / B, grey levels of 0-255, `scale` pixels cropped), "
             "averaged over the images, then the largest of any one image: a colour cast or brightness shift, which PSNR hides; "
             f"{CAST_MARK}: above {COLOUR_CAST_LEVELS:g} levels.",

@@ -20,6 +20,7 @@ from srbench.reporting import (
     colour_cast_lines,
     compare_crops,
     comparison_figure,
+    conventions,
     crop_box,
     error_limit,
     markdown_table,
@@ -58,6 +59,20 @@ def test_table_shows_lpips_as_unavailable_not_zero_and_published_numbers_beside(
     assert bicubic == ["bicubic", "0", "–", "37.12", "0.9568", "35.50", colour, "n/a", "0.9123", "0.09", "33.66 / 0.9299"]
     colour = "+5.0 / −1.2 / +0.0 (worst image 10.0 ⚠)"
     assert vdsr == ["vdsr", "668,227", "2m08s", "37.12", "0.9568", "35.50", colour, "0.1235", "0.9123", "0.09", "–"]
+
+
+def test_the_published_column_appears_only_with_published_numbers() -> None:
+    table = markdown_table([{**ROW, "name": "bicubic", "n_parameters": 0, "training_seconds": None, "published": None}, {**ROW, "published": None}])
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    assert header == list(COLUMNS[:-1]) and all(len(row) == len(header) for row in cells(table))
+
+
+def test_the_conventions_line_names_luma_crop_rounding_and_the_lr_kernel() -> None:
+    line = conventions(3, "matlab_bicubic", "per_pass")
+    assert "BT.601 luma (16–235 of 255)" in line and "3 px cropped at each border" in line and "rounded to uint8" in line
+    assert "MATLAB's bicubic imresize of HR (rounded to 8 bits after each pass)" in line
+    assert "on doubles, rounded once" in conventions(2, "matlab_bicubic", "once")
+    assert "LR: official LR images." in conventions(4, "official", "per_pass")
 
 
 def test_published_numbers_are_the_cited_ones() -> None:

@@ -99,8 +99,10 @@ def markdown_table(rows: list[dict]) -> str:
     and ``max_worst_channel_error`` (shown as the mean R / G / B errors, then the worst image's
     largest one, marked when above :data:`COLOUR_CAST_LEVELS`), ``lpips`` (absent or None: not
     measured), ``keras_accuracy``, ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM)
-    from the literature, or None)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    from the literature, or None). The last column, published numbers, only when a row has some."""
+    with_published = any(row.get("published") is not None for row in rows)
+    columns = COLUMNS if with_published else COLUMNS[:-1]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         parameters = f"{row['n_parameters']:,}" if row.get("n_parameters") else "0"
         cells = (
@@ -117,8 +119,24 @@ def markdown_table(rows: list[dict]) -> str:
             f"{row['megapixels_per_second']:.2f}",
             "–" if row.get("published") is None else "{:.2f} / {:.4f}".format(*row["published"]),
         )
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells[: len(columns)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def conventions(scale: int, lr_source: str, rounding: str) -> str:
+    """The measuring conventions of a table's numbers, in one line, so that a reader can hold
+    them against a published table of either kind (the SR papers' Y-PSNR, or the RGB PSNR of
+    BasicSR's and mmagic's model zoos)."""
+    if lr_source == "matlab_bicubic":
+        passes = "rounded to 8 bits after each pass" if rounding == "per_pass" else "on doubles, rounded once"
+        lr = f"MATLAB's bicubic imresize of HR ({passes})"
+    else:
+        lr = f"{lr_source.replace('_', ' ')} LR images"
+    return (
+        f"Conventions: Y is BT.601 luma (16–235 of 255); Y-PSNR, Y-SSIM and RGB PSNR are measured on the SR image rounded "
+        f"to uint8 with {scale} px cropped at each border (the SR papers' Y-PSNR; RGB PSNR so cropped is the model zoos' "
+        f"convention); LR: {lr}.\n"
+    )
 
 
 def _bold_best(values: list[float], digits: int) -> list[str]:
