@@ -35,7 +35,7 @@ def fresh_recipe(
 
     budget = steps / params.integer(f"{model}.steps", minimum=1)
     settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
-    use_deterministic_kernels(settings["deterministic"], device)
+    use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
     network = build_model(model, read_meta(data)["scale"], arch, settings["channels"]).to(device)

@@ -354,7 +354,7 @@ def _train(
     from srbench.models import build_model, count_parameters
     from srbench.train import Schedule, fit, use_deterministic_kernels
 
-    use_deterministic_kernels(settings["deterministic"], device)
+    use_deterministic_kernels(settings["deterministic"])
     torch.manual_seed(settings["seed"])
     if init is None:
         network = build_model(model, scale, settings["arch"], settings["channels"]).to(device)

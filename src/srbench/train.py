@@ -61,15 +61,12 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
-def use_deterministic_kernels(enabled: bool, device: torch.device) -> None:
+def use_deterministic_kernels(enabled: bool) -> None:
     """Deterministic kernels or the fastest ones. On CPU, PyTorch's kernels are deterministic for
-    a fixed thread count either way, and nothing is set: ``torch.use_deterministic_algorithms``
-    imports TorchInductor's configuration, about 2 s of every training stage. On an accelerator,
-    ``enabled`` selects deterministic kernels (cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set here
+    a fixed thread count either way. On CUDA, ``enabled`` selects deterministic kernels
+    (``torch.use_deterministic_algorithms``; cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, set here
     before its first use) and turns off cuDNN's autotuner, so that a rerun on the same GPU is
-    bit-identical; an operation with no deterministic kernel warns instead of failing."""
-    if device.type == "cpu":
-        return
+    bit-identical; an operation with no deterministic CUDA kernel warns instead of failing."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled, warn_only=True)
