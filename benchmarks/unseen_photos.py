@@ -58,8 +58,9 @@ signed mean SR - HR of R, G and B, in grey levels) with its image and signed (r,
 Y-SSIM; then one line per model over all folders' images pooled; then the checks of
 :data:`COLOUR_LIMIT` and :data:`MEAN_GAIN_FLOOR`, PASS or FAIL per folder. ``--json`` writes all of
 it, per image too; ``--md`` the tables; ``show`` prints the tables of such a JSON file again,
-recomputed from its per-image metrics (so a result stored before a column existed gets it). It needs srbench and PyTorch only (no DVC, MLflow or
-Typer); it exits 0 whatever the checks say (their verdicts are in the output).
+recomputed from its per-image metrics (so a result stored before a column existed gets it). It
+needs srbench and PyTorch only (no DVC, MLflow or Typer); it exits 0 whatever the checks say (their
+verdicts are in the output).
 """
 
 from __future__ import annotations

@@ -87,7 +87,10 @@ def report(
     departures = params.section("report.departures")
     if not set(departures) <= set(MODEL_NAMES) or not all(isinstance(text, str) and text for text in departures.values()):
         raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
+    from srbench.data import bicubic_rounding  # imported here: srbench.data loads torch, which `srbench --help` must not
+
     meta = _read_json(data / "meta.json", "prepare")
+    rounding = bicubic_rounding(data)
     scale = meta["scale"]
     trained_models = models[1:]
 
@@ -144,7 +147,7 @@ def report(
                 mlflow.log_metrics({f"{set_name}_{model}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
             section = (
                 f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
-                f"\n{conventions(scale, meta['lr_source'], meta.get('bicubic_rounding', 'per_pass'))}"
+                f"\n{conventions(scale, meta['lr_source'], rounding)}"
             )
             if set_name == "valid":
                 section += (
@@ -156,8 +159,8 @@ def report(
             sections.append(section + "\n" + "\n\n".join(colour_cast_lines(per_image[set_name])) + "\n")
 
         notes = [
-            f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px; "
-            f"LR images: {meta['lr_source'].replace('_', ' ')}.",
+            f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px "
+            "(the LR images: each table's conventions line).",
             "Colour error: the mean of SR − HR in each RGB channel (R / G / B, grey levels of 0-255, `scale` pixels cropped), "
             "averaged over the images, then the largest of any one image: a colour cast or brightness shift, which PSNR hides; "
             f"{CAST_MARK}: above {COLOUR_CAST_LEVELS:g} levels.",
