@@ -41,12 +41,13 @@ def response(model: torch.nn.Module, scale: int, colour: tuple[int, int, int], s
 
 
 def measure(models: list[str], weights: dict[str, Path], size: int) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Model -> probe name -> (r, g, b) offset, for each model's weights (``models/NAME.pt`` by default)."""
+    """Model -> probe name -> (r, g, b) offset, for each model's weights (``models/seed0/NAME.pt`` by default)."""
     from srbench.models import load_model
+    from unseen_photos import default_weights  # this script's folder is on sys.path
 
     results = {}
     for name in models:
-        model, meta = load_model(weights.get(name, Path("models") / f"{name}.pt"), torch.device("cpu"))
+        model, meta = load_model(weights.get(name, default_weights(name)), torch.device("cpu"))
         model.eval()
         results[name] = {probe: response(model, int(meta["scale"]), colour, size) for probe, colour in flat_fields().items()}
     return results
@@ -67,7 +68,7 @@ def markdown(results: dict[str, dict[str, tuple[float, float, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["srcnn", "vdsr", "srresnet", "srgan"])
-    parser.add_argument("--weights", nargs="*", default=[], help="NAME=PATH: a model file other than models/NAME.pt")
+    parser.add_argument("--weights", nargs="*", default=[], help="NAME=PATH: a model file other than models/seed0/NAME.pt")
     parser.add_argument("--size", type=int, default=160, help="LR side of each flat field (its centre is measured)")
     parser.add_argument("--md", type=Path, default=None)
     args = parser.parse_args()

@@ -1,11 +1,13 @@
-"""How far does `train.seed` move each model's result? Trains and evaluates models for several
-seeds with the real `srbench train` and `srbench evaluate` commands, then prints one row per
-model: Y-PSNR for each seed, the spread (max - min) and the mean margin over bicubic.
+"""How far does the training seed move each model's result? Trains and evaluates models for several
+seeds with the real `srbench train --seed` and `srbench evaluate --seed` commands, then prints one
+row per model: Y-PSNR for each seed, the spread (max - min) and the mean margin over bicubic.
+(`dvc exp run -S 'train.seeds=[0,1,2]'` gives the pipeline's own report over seeds; this script
+also scores each seed on a folder of photographs.)
 
     python benchmarks/seed_spread.py [--params params.yaml] [--seeds 0 1 2] [--models srcnn vdsr ...]
                                      [--data data/prepared] [--hr-dir data/unseen] [--out benchmarks/results/seed_spread]
 
-Each seed runs in its own scratch folder (params.yaml with `train.seed` replaced, `data/prepared`
+Each seed runs in its own scratch folder (params.yaml with `train.seeds` = [SEED], `data/prepared`
 linked in), so the workspace's models and metrics are left alone. With `--hr-dir`, every model
 is also evaluated on that folder of photographs (degraded like the training data). Writes
 `seed_spread.json` and `seed_spread.md` into `--out`.
@@ -21,6 +23,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from pipeline.layout import Outputs
 
 CANONICAL = ["srcnn", "vdsr", "srresnet", "srgan"]
 
@@ -40,16 +44,17 @@ def run_seed(seed: int, params: dict, models: list[str], data: Path, hr_dir: Pat
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     (work / "data" / "prepared").symlink_to(data.resolve())
-    params["train"]["seed"] = seed
+    params["train"]["seeds"] = [seed]
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     results: dict[str, dict[str, float]] = {}
     for model in ["bicubic", *models]:
+        files = Outputs(model, None if model == "bicubic" else seed)
         if model == "srgan":
-            srbench("train", "srgan", "--init", "models/srresnet.pt", cwd=work)
+            srbench("train", "srgan", "--init", str(Outputs("srresnet", seed).weights), cwd=work)
         elif model != "bicubic":
             srbench("train", model, cwd=work)
         srbench("evaluate", model, cwd=work)
-        results[model] = {"valid": psnr_y(work / "metrics" / "eval" / f"{model}.json", "valid")}
+        results[model] = {"valid": psnr_y(work / files.headline, "valid")}
         if hr_dir is not None:
             out = work / "unseen" / model
             srbench("evaluate", model, "--hr-dir", str(hr_dir.resolve()), "--out", str(out), cwd=work)

@@ -49,7 +49,7 @@ images, as in any real photograph.
 
 ``evaluate`` degrades every image of each folder like the training data (MATLAB bicubic,
 :func:`srbench.data.pairs_from_hr_folder`), upscales it with bicubic (once per folder and scale,
-shared by every model) and with each model (``models/NAME.pt``, or ``--weights NAME=PATH``), and
+shared by every model) and with each model (``models/seed0/NAME.pt``, or ``--weights NAME=PATH``), and
 prints per folder and model: images, mean Y-PSNR, the mean Y-PSNR gain over bicubic (Δ, dB) with
 its 95 % bootstrap interval over the folder's images and the exact Wilcoxon signed-rank p-value
 (:func:`srbench.stats.paired_comparison`: is the gain real on these images?), the worst and best
@@ -363,12 +363,18 @@ def _summary(per_image: dict[str, dict[str, float]]) -> dict[str, Any]:
     }
 
 
+def default_weights(name: str) -> Path:
+    """The pipeline's model ``name`` of the first seed (pipeline.layout.Outputs(name, 0).weights,
+    written out: this script imports nothing of the pipeline's commands)."""
+    return Path("models") / "seed0" / f"{name}.pt"
+
+
 def _load_methods(models: list[str], weights: dict[str, Path], device: Any, scale: int) -> list[Method]:
     from srbench.models import load_model
 
     methods = []
     for name in models:
-        path = weights.get(name, Path("models") / f"{name}.pt")
+        path = weights.get(name, default_weights(name))
         model, meta = load_model(path, device)
         methods.append(Method(name, int(meta["scale"]), model, str(path)))
     scales = sorted({method.scale for method in methods}) or [scale]
@@ -535,7 +541,7 @@ def main() -> None:
     run = commands.add_parser("evaluate", help="bicubic and each model on every folder")
     run.add_argument("folders", type=Path, nargs="+")
     run.add_argument("--models", nargs="*", default=["srcnn", "vdsr", "srresnet", "srgan"])
-    run.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH", help="default: models/NAME.pt")
+    run.add_argument("--weights", nargs="*", default=[], metavar="NAME=PATH", help="default: models/seed0/NAME.pt")
     run.add_argument("--device", default="auto")
     run.add_argument("--rounding", default="per_pass", choices=["per_pass", "once"], help="the degradation's (as prepare.bicubic_rounding)")
     run.add_argument("--scale", type=int, default=2, help="bicubic's scale when no model is given (else the models')")

@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # help texts are plain: "[default: models/MODEL.pt]" is shown, not eaten as markup
+    rich_markup_mode=None,  # help texts are plain: "[default: models/seedN/MODEL.pt]" is shown, not eaten as markup
 )
 for command in (download, prepare, train, evaluate, report, upscale, profile, check, ui):
     app.command()(command)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, refuse_pipeline_paths, workspace_lock, write_json
+from pipeline.layout import Outputs, read_seeds
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.files import staged_folder, tree_digest
 from srbench.names import BENCHMARK_SETS, MODEL_NAMES, SCALES
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from srbench.perceptual import LPIPS
 
 SAMPLE_IMAGES = 3  # SR images per test set attached to the MLflow run
+HEADLINE = ("psnr_y", "ssim_y")  # of each test set, in metrics/eval/ (what `dvc metrics show` lists)
 
 
 def evaluation_sets(data: Path) -> dict[str, Path]:
@@ -36,10 +38,10 @@ def evaluation_sets(data: Path) -> dict[str, Path]:
 
 
 def _write_results(
-    out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict], evaluation: dict, summary: dict | None
+    out: Path, outputs: dict[str, dict[str, np.ndarray]], per_image: dict[str, dict], evaluation: dict, summary: dict
 ) -> None:
-    """results/MODEL/<set>/sr/*.png, <set>/per_image.json and evaluation.json (and ``summary`` as
-    metrics.json, unless None), written beside ``out`` and swapped in whole."""
+    """``out``/<set>/sr/*.png, <set>/per_image.json, evaluation.json and ``summary`` (every mean
+    of every set) as metrics.json, written beside ``out`` and swapped in whole."""
     from srbench.images import write_png
 
     with staged_folder(out) as staging:
@@ -48,8 +50,7 @@ def _write_results(
                 write_png(staging / set_name / "sr" / f"{name}.png", sr)
             write_json(staging / set_name / "per_image.json", per_image[set_name])
         write_json(staging / "evaluation.json", evaluation)
-        if summary is not None:
-            write_json(staging / "metrics.json", summary)
+        write_json(staging / "metrics.json", summary)
 
 
 def _worst_colour_image(per_image: dict[str, dict[str, float]]) -> str:
@@ -76,26 +77,33 @@ def _score(
 
 def evaluate(
     model: str = typer.Argument(..., help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
+    seed: int = typer.Option(None, min=0, max=2**32 - 1, help="The training seed of the model to evaluate [default: the first of train.seeds]."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare: valid/ and benchmark/<set>/ pairs."),
     hr_dir: Path = typer.Option(None, "--hr-dir", help="Evaluate on this folder of HR images instead, degraded like the training data."),
-    out: Path = typer.Option(None, help="Folder for SR images and per-image metrics [default: results/MODEL]."),
-    weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
+    out: Path = typer.Option(None, help="Folder for SR images, per-image and mean metrics [default: results/seedN/MODEL]."),
+    weights: Path = typer.Option(None, help="Model weights [default: models/seedN/MODEL.pt]."),
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
     """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, mean
     error of each colour channel and the largest on any image, Keras accuracy, LPIPS when its
-    weights load), throughput, and how LPIPS and the device ran (evaluation.json)."""
+    weights load), throughput, and how LPIPS and the device ran (evaluation.json); the headline
+    (Y-PSNR, Y-SSIM) also to metrics/eval/seedN/MODEL.json."""
     params = Params(params_file)
     device_setting = params.string("evaluate.device")
     use_lpips = params.choice("evaluate.lpips", (True, False))
     if model != "bicubic" and model not in MODEL_NAMES:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
+    if model == "bicubic" and seed is not None:
+        raise ParamError(f"--seed {seed}: bicubic trains nothing, so it has no seed")
+    if model != "bicubic" and seed is None:
+        seed = read_seeds(params)[0]
+    files = Outputs(model, seed)
     if scale is not None and scale not in SCALES:
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
-    if out is not None and out.resolve() != Path(f"results/{model}").resolve():
+    if out is not None and out.resolve() != files.results.resolve():
         refuse_pipeline_paths("--out", out)
 
     from srbench.data import bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
@@ -104,15 +112,15 @@ def evaluate(
     from srbench.perceptual import load_lpips
 
     device = pick_device(device_setting)
-    out = out or Path(f"results/{model}")
-    metrics_path = out / "metrics.json" if hr_dir is not None else Path(f"metrics/eval/{model}.json")
+    out = out or files.results
+    headline = None if hr_dir is not None else files.headline
     rounding = bicubic_rounding(data)
 
     if model == "bicubic":
         scale = scale or read_meta(data)["scale"]
         upscale, used_device = bicubic_upscaler(scale, rounding), None
     else:
-        network, meta = load_model(weights or Path(f"models/{model}.pt"), device)
+        network, meta = load_model(weights or files.weights, device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
         sources, pairs = {hr_dir.name: hr_dir}, {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}
@@ -122,17 +130,17 @@ def evaluate(
     lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
     evaluation = {"lpips": unavailable or "available (alex)", "device": str(used_device or "cpu")}
 
-    logged = {"model": model, "scale": scale, "device": evaluation["device"], "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
-    ensure_writable(out.parent, metrics_path.parent if hr_dir is None else out.parent, *output_places())
+    logged = {"model": model, "seed": "" if seed is None else seed, "scale": scale, "device": evaluation["device"], "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
+    ensure_writable(out.parent, *([] if headline is None else [headline.parent]), *output_places())
     lock = "evaluate-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]  # one evaluation into each output folder at a time
-    with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model) as mlflow:
+    with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model, seed=seed) as mlflow:
         mlflow.set_tag("lpips", evaluation["lpips"])
         summary: dict = {}
-        per_image, outputs = {}, {}
+        per_image, images_out = {}, {}
         for set_name, set_pairs in pairs.items():
             files = sorted(path for path in sources[set_name].rglob("*") if path.is_file())
             log_dataset(mlflow, sources[set_name], tree_digest(files, sources[set_name])[:16], "evaluation")
-            summary[set_name], per_image[set_name], outputs[set_name] = _score(set_name, upscale, set_pairs, scale, used_device, lpips)
+            summary[set_name], per_image[set_name], images_out[set_name] = _score(set_name, upscale, set_pairs, scale, used_device, lpips)
             scores = summary[set_name]
             mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items()})
             worst = _worst_colour_image(per_image[set_name])
@@ -143,12 +151,10 @@ def evaluate(
                 scores["mean_error_r"], scores["mean_error_g"], scores["mean_error_b"], worst, scores["max_worst_channel_error"],
                 f"{scores['lpips']:.4f}" if "lpips" in scores else "–", scores["keras_accuracy"], scores["megapixels_per_second"],
             )
-        if hr_dir is not None:  # metrics.json is part of the output folder
-            _write_results(out, outputs, per_image, evaluation, summary)
-        else:
-            _write_results(out, outputs, per_image, evaluation, None)
-            write_json(metrics_path, summary)
-        for set_name, images in outputs.items():
+        _write_results(out, images_out, per_image, evaluation, summary)
+        if headline is not None:
+            write_json(headline, {set_name: {key: scores[key] for key in HEADLINE} for set_name, scores in summary.items()})
+        for set_name, images in images_out.items():
             mlflow.log_artifact(str(out / set_name / "per_image.json"), artifact_path=set_name)
             for name in list(images)[:SAMPLE_IMAGES]:
                 mlflow.log_artifact(str(out / set_name / "sr" / f"{name}.png"), artifact_path=f"{set_name}/sr")

@@ -10,22 +10,60 @@ from typing import Any
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_text
+from pipeline.layout import Outputs, read_seeds
 from pipeline.tracking import mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.files import staged_folder
-from srbench.names import GAN_MODELS, MODEL_NAMES
+from srbench.names import COST_KEYS, CUDA_COST_KEYS, GAN_MODELS, MODEL_NAMES
 from srbench.published import SOURCES, published
 
-CARD_KEYS = ("device", "device_name", "precision")  # of a model card, models/MODEL.json
+CARD_KEYS = ("device", "device_name", "precision")  # of a model card, models/seedN/MODEL.json
 COLOUR_KEYS = ("mean_error_r", "mean_error_g", "mean_error_b")
-SET_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", *COLOUR_KEYS, "max_worst_channel_error", "megapixels_per_second", "n_images")  # of each test set in metrics/eval/MODEL.json
-IMAGE_KEYS = ("psnr_y", "ssim_y", *COLOUR_KEYS, "worst_channel_error")  # of each image in results/MODEL/SET/per_image.json
+SET_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", *COLOUR_KEYS, "max_worst_channel_error", "megapixels_per_second", "n_images")  # of each test set in results/seedN/MODEL/metrics.json
+IMAGE_KEYS = ("psnr_y", "ssim_y", *COLOUR_KEYS, "worst_channel_error")  # of each image in results/seedN/MODEL/SET/per_image.json
+STARTS_FROM = {"srgan": "srresnet"}  # a model trained from another's weights: its cost includes that model's
 
 
 def _read_json(path: Path, stage: str) -> Any:
     if not path.is_file():
         raise SrbenchError(f"{path}: not found (run srbench {stage} first)")
     return json.loads(path.read_text())
+
+
+def _evaluate_command(run: Outputs) -> str:
+    return f"evaluate {run.model}" + ("" if run.seed is None else f" --seed {run.seed}")
+
+
+def _train_command(run: Outputs) -> str:
+    return f"train {run.model} --seed {run.seed}"
+
+
+def _evaluated(run: Outputs) -> dict:
+    return _read_json(run.results / "metrics.json", _evaluate_command(run))
+
+
+def _training_summary(run: Outputs) -> dict:
+    """metrics/train/seedN/MODEL.json, checked for its cost keys."""
+    summary = _read_json(run.training_summary, _train_command(run))
+    if missing := [key for key in ("n_parameters", *COST_KEYS) if key not in summary]:
+        raise SrbenchError(f"{run.training_summary}: no {', '.join(missing)} (a summary from an older srbench: {_train_command(run)} again)")
+    return summary
+
+
+def _card(run: Outputs) -> dict:
+    card = _read_json(run.card, _train_command(run))
+    if missing := [key for key in CARD_KEYS if key not in card]:
+        raise SrbenchError(f"{run.card}: no {', '.join(missing)} (a model card from an older srbench: train again)")
+    return card
+
+
+def _cost(summaries: list[dict]) -> dict[str, float]:
+    """A model's cost averaged over its seeds' training summaries: the keys every seed has
+    (:data:`COST_KEYS`, and on CUDA :data:`CUDA_COST_KEYS`)."""
+    from srbench.stats import mean_over_seeds  # numpy: not for `srbench --help`
+
+    keys = [key for key in (*COST_KEYS, *CUDA_COST_KEYS) if all(key in summary for summary in summaries)]
+    return mean_over_seeds([{key: summary[key] for key in keys} for summary in summaries], ())
 
 
 def _test_sets(path: Path, metrics: dict, expected: list[str] | None) -> list[str]:
@@ -41,14 +79,14 @@ def _test_sets(path: Path, metrics: dict, expected: list[str] | None) -> list[st
     return list(metrics)
 
 
-def _per_image(model: str, set_name: str, expected: list[str] | None) -> dict[str, dict[str, float]]:
-    """results/MODEL/SET/per_image.json, checked: every image with :data:`IMAGE_KEYS`, and the
+def _per_image(run: Outputs, set_name: str, expected: list[str] | None) -> dict[str, dict[str, float]]:
+    """results/seedN/MODEL/SET/per_image.json, checked: every image with :data:`IMAGE_KEYS`, and the
     same images as ``expected`` (bicubic's, sorted)."""
-    path = Path(f"results/{model}/{set_name}/per_image.json")
-    per_image = _read_json(path, f"evaluate {model}")
+    path = run.results / set_name / "per_image.json"
+    per_image = _read_json(path, _evaluate_command(run))
     for name, values in per_image.items():
         if missing := [key for key in IMAGE_KEYS if key not in values]:
-            raise SrbenchError(f"{path}: {name} has no {', '.join(missing)} (metrics from an older srbench: evaluate {model} again)")
+            raise SrbenchError(f"{path}: {name} has no {', '.join(missing)} (metrics from an older srbench: {_evaluate_command(run)} again)")
     if expected is not None and sorted(per_image) != expected:
         raise SrbenchError(f"{path}: images {sorted(per_image)}; bicubic's are {expected}")
     return per_image
@@ -87,31 +125,35 @@ def report(
     departures = params.section("report.departures")
     if not set(departures) <= set(MODEL_NAMES) or not all(isinstance(text, str) and text for text in departures.values()):
         raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
+    seeds = read_seeds(params)
     from srbench.data import bicubic_rounding  # imported here: srbench.data loads torch, which `srbench --help` must not
+    from srbench.stats import mean_over_seeds
 
     meta = _read_json(data / "meta.json", "prepare")
     rounding = bicubic_rounding(data)
     scale = meta["scale"]
     trained_models = models[1:]
+    runs = {"bicubic": [Outputs("bicubic")]} | {model: [Outputs(model, seed) for seed in seeds] for model in trained_models}
 
-    evaluated = {model: _read_json(Path(f"metrics/eval/{model}.json"), f"evaluate {model}") for model in models}
-    set_names = _test_sets(Path("metrics/eval/bicubic.json"), evaluated["bicubic"], None)
+    evaluated = {model: [_evaluated(run) for run in model_runs] for model, model_runs in runs.items()}  # model -> one per seed
+    set_names = _test_sets(runs["bicubic"][0].results / "metrics.json", evaluated["bicubic"][0], None)
     for model in trained_models:
-        _test_sets(Path(f"metrics/eval/{model}.json"), evaluated[model], set_names)
-    evaluation = {model: _read_json(Path(f"results/{model}/evaluation.json"), f"evaluate {model}") for model in models}
-    trained = {model: _read_json(Path(f"metrics/train/{model}.json"), f"train {model}") for model in trained_models}
-    cards = {model: _read_json(Path(f"models/{model}.json"), f"train {model}") for model in trained_models}
-    for model, card in cards.items():
-        if missing := [key for key in CARD_KEYS if key not in card]:
-            raise SrbenchError(f"models/{model}.json: no {', '.join(missing)} (a model card from an older srbench: train again)")
+        for run, metrics in zip(runs[model], evaluated[model]):
+            _test_sets(run.results / "metrics.json", metrics, set_names)
+    evaluation = {model: _read_json(model_runs[0].results / "evaluation.json", _evaluate_command(model_runs[0])) for model, model_runs in runs.items()}
+    trained = {model: [_training_summary(run) for run in runs[model]] for model in trained_models}
+    cards = {model: [_card(run) for run in runs[model]] for model in trained_models}
     if "lpips" not in evaluation["bicubic"]:
         raise SrbenchError("results/bicubic/evaluation.json: no lpips key (evaluate bicubic again)")
-    per_image = {}  # test set -> model -> image -> metrics
+    per_image = {}  # test set -> model -> image -> metrics (averaged over the seeds)
     for set_name in set_names:
-        bicubic = _per_image("bicubic", set_name, None)
-        per_image[set_name] = {"bicubic": bicubic} | {model: _per_image(model, set_name, sorted(bicubic)) for model in trained_models}
-    histories = {model: Path(f"plots/train/{model}.csv") for model in trained_models}
-    for path in histories.values():
+        bicubic = _per_image(runs["bicubic"][0], set_name, None)
+        per_image[set_name] = {"bicubic": bicubic}
+        for model in trained_models:
+            seeds_per_image = [_per_image(run, set_name, sorted(bicubic)) for run in runs[model]]
+            per_image[set_name][model] = {name: mean_over_seeds([one[name] for one in seeds_per_image], ()) for name in sorted(bicubic)}
+    histories = {model: [run.curves for run in runs[model]] for model in trained_models}
+    for path in (path for paths in histories.values() for path in paths):
         if not path.is_file():
             raise SrbenchError(f"{path}: not found (run srbench train first)")
     ensure_writable(out.parent, *output_places())
@@ -123,14 +165,18 @@ def report(
         compare_crops,
         comparison_figure,
         conventions,
+        cost_table,
         error_limit,
         escape_html,
         markdown_table,
         paired_table,
         per_image_table,
         save_figure,
+        seeds_line,
         training_curves_figure,
     )
+    costs = {model: _cost(summaries) for model, summaries in trained.items()}
+    first_cards = {model: model_cards[0] for model, model_cards in cards.items()}
 
     with workspace_lock("report"), mlflow_run("report", params.section("report")) as mlflow:
         sections, cited = [], set()
@@ -138,16 +184,17 @@ def report(
             heading, published_key = _set_title(set_name, meta)
             rows = []
             for model in models:
-                row = {"name": model, **evaluated[model][set_name], "published": published(published_key, scale, model)}
+                row = {"name": model, **mean_over_seeds([seed[set_name] for seed in evaluated[model]]), "published": published(published_key, scale, model)}
                 if model in trained:
-                    row |= {"n_parameters": trained[model]["n_parameters"], "training_seconds": trained[model]["training_seconds"]}
+                    before = costs[STARTS_FROM[model]]["training_seconds"] if STARTS_FROM.get(model) in costs else 0.0
+                    row |= {"n_parameters": trained[model][0]["n_parameters"], "training_seconds": before + costs[model]["training_seconds"]}
                 if row["published"]:
                     cited.add(model)
                 rows.append(row)
                 mlflow.log_metrics({f"{set_name}_{model}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
             section = (
-                f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
-                f"\n{conventions(scale, meta['lr_source'], rounding)}"
+                f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][0][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
+                f"\n{seeds_line(seeds)}\n{conventions(scale, meta['lr_source'], rounding)}"
             )
             if set_name == "valid":
                 section += (
@@ -167,24 +214,30 @@ def report(
             f"LPIPS (AlexNet, lower is better): {evaluation['bicubic']['lpips']}.",
             "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
             "not a fidelity measure.",
-            f"Trained on: {_devices(cards) if cards else '–'}; training time is the training loop's, validation excluded.",
+            f"Trained on: {_devices(first_cards) if cards else '–'}; training time is the training loop's, validation excluded"
+            + (", srgan's with the srresnet it starts from" if "srgan" in trained and "srresnet" in trained else "")
+            + " (the cost table: the wall time and the rest).",
             f"Inference measured on: {', '.join(sorted({str(e['device']) for e in evaluation.values()}))}.",
             "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
         ]
-        notes += [f"{model} content loss: {cards[model]['content_loss']}." for model in GAN_MODELS if "content_loss" in cards.get(model, {})]
+        notes += [f"{model} content loss: {first_cards[model]['content_loss']}." for model in GAN_MODELS if "content_loss" in first_cards.get(model, {})]
         if cited:
             sources = sorted({SOURCES[model] for model in cited})
             notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
         text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {escape_html(note)}\n" for note in notes)
+        if costs:
+            text += "\n## Cost\n\n" + cost_table(costs, first_cards, STARTS_FROM)
         if departures:
             text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {escape_html(note)}\n" for model, note in departures.items())
 
-        results = {model: Path(f"results/{model}/valid/sr") for model in models}
+        results = {model: model_runs[0].results / "valid" / "sr" for model, model_runs in runs.items()}
         shown = sorted(per_image["valid"]["bicubic"])[:crop_images]
         comparisons = [compare_crops(name, data / "valid", results, scale, crop_size) for name in shown]
         limit = error_limit(comparisons)
         text += (
-            "\n## Crops\n\nFor each image: the whole HR image with the crop's box; the LR and HR crops; each model's crop with "
+            "\n## Crops\n\nFor each image: the whole HR image with the crop's box; the LR and HR crops; each model's crop "
+            + ("" if len(seeds) == 1 else f"(seed {seeds[0]}) ")
+            + "with "
             "**the crop's own** Y-PSNR / Y-SSIM under it, above its difference map |Y(SR) − Y(HR)| "
             f"(one colour scale, 0 to {limit:g} luma levels, for every panel).\n\n"
         )
@@ -192,6 +245,7 @@ def report(
         text += (
             "## Training curves\n\nValidation Y-PSNR and training loss against training time (minutes) and training images "
             "seen (steps x batch size, the batch of all processes together), bicubic dashed"
+            + ("" if len(seeds) == 1 else f"; one line per seed ({len(seeds)}) in each model's colour")
             + ("; srgan's curves are its adversarial phase only, from the trained srresnet" if "srgan" in trained else "")
             + ".\n\n![Training curves](training_curves.png)\n"
         )
@@ -200,6 +254,6 @@ def report(
             write_text(staging / "report.md", text)
             for comparison in comparisons:
                 save_figure(comparison_figure(comparison, scale, limit), staging / f"comparison_{comparison.name}.png")
-            save_figure(training_curves_figure(histories, evaluated["bicubic"]["valid"]["psnr_y"]), staging / "training_curves.png")
+            save_figure(training_curves_figure(histories, evaluated["bicubic"][0]["valid"]["psnr_y"]), staging / "training_curves.png")
         mlflow.log_artifacts(str(out))
         logger.info("report written to %s:\n%s", out / "report.md", "\n".join(sections))

@@ -53,7 +53,7 @@ VIEW_COLUMNS = (
     "attributes.`Models`",
     "metrics.`psnr_y`", "metrics.`ssim_y`", "metrics.`valid_psnr_y`", "metrics.`valid_ssim_y`",
     "metrics.`training_seconds`", "metrics.`valid_megapixels_per_second`",
-    "params.`precision`", "params.`device_name`", "tags.`model`",
+    "params.`precision`", "params.`device_name`", "tags.`model`", "tags.`seed`",
 )
 VIEW_SAVED_AT = 1767225600000  # a fixed time (ms), so that the tag's value never changes by itself
 DESCRIPTION = (
@@ -357,10 +357,10 @@ def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[s
 
 
 @contextmanager
-def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> Iterator[Any]:
+def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None, seed: int | None = None) -> Iterator[Any]:
     """Start an MLflow run in the ``srbench`` experiment, named ``STAGE@MODEL #N`` (``STAGE #N``
     without a model; N numbers the runs of that name), tagged with the stage (DVC's name for it
-    under DVC), model, git commit, DVC experiment and process, and yield the ``mlflow`` module to
+    under DVC), model, training seed (if any), git commit, DVC experiment and process, and yield the ``mlflow`` module to
     log with. SIGTERM (:class:`Terminated`, or any error once the process was sent SIGTERM) or
     Ctrl-C inside marks the run KILLED, another exception FAILED; both propagate. Runs of this
     host left RUNNING by a process that has ended are marked KILLED first."""
@@ -376,6 +376,8 @@ def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None) -> 
     tags = {"stage": dvc_stage or stage, "git_commit": git_commit(), "launched_by": "dvc" if dvc_stage else "cli"}
     if model:
         tags["model"] = model
+    if seed is not None:
+        tags["seed"] = str(seed)
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp"] = os.environ["DVC_EXP_NAME"]
     tags |= _this_process()

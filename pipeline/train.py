@@ -1,5 +1,6 @@
-"""`srbench train MODEL`: train one model on data/prepared, write models/MODEL.pt, its model card,
-its training summary and its curves, and register it in MLflow's Model Registry."""
+"""`srbench train MODEL --seed N`: train one model on data/prepared, write models/seedN/MODEL.pt,
+its model card, its training summary (with what it cost) and its curves, and register it in
+MLflow's Model Registry."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import csv
 import dataclasses
 import hashlib
 import io
+import math
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import srbench
+from pipeline.layout import Outputs, read_seeds
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, wait_passing_signals, workspace_lock, write_json, write_text
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.errors import SrbenchError
@@ -36,8 +40,6 @@ if TYPE_CHECKING:  # torch and the modules importing it load inside the commands
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
 #: Where a training run writes: checked before it starts, so that a read-only place or a full disk
 #: is found before the training rather than after it.
-OUTPUT_FOLDERS = (Path("models"), Path("metrics/train"), Path("plots/train"), Path("checkpoints"))
-CHECKPOINT = "checkpoints/{model}.pt"
 CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 
 
@@ -77,9 +79,10 @@ def _optimizer(params: Params, key: str, budget: float, steps: int) -> Optimizer
     return OptimizerConfig(**values, total_steps=steps)
 
 
-def read_settings(params: Params, model: str, budget: float | None = None) -> dict[str, Any]:
+def read_settings(params: Params, model: str, budget: float | None = None, seed: int | None = None) -> dict[str, Any]:
     """Every param the training of ``model`` uses, checked before any work starts; ``budget``
-    replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run)."""
+    replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run), ``seed``
+    the first of ``train.seeds``."""
     if model not in MODEL_NAMES:
         raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
     from srbench.models import CHANNELS, check_arch
@@ -94,9 +97,9 @@ def read_settings(params: Params, model: str, budget: float | None = None) -> di
         "channels_last": params.choice("train.channels_last", (True, False)),
         "compile": params.choice("train.compile", (True, False)),
         "nproc": params.integer("train.nproc", minimum=1),
-        "seed": params.integer("train.seed", minimum=0, maximum=2**32 - 1),
+        "seed": read_seeds(params)[0] if seed is None else seed,
         "log_every": params.integer("train.log_every", minimum=1),
-        "validate_every": params.integer("train.validate_every", minimum=1),
+        "validations": params.integer("train.validations", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
         "budget": budget,
         "steps": steps,
@@ -231,7 +234,7 @@ def build_sampler(data: Path, settings: dict[str, Any], device: torch.device, wo
 #: Settings that change how a run goes but not what it learns: a checkpoint resumes across them
 #: (a resumed run on another device or number of processes is another machine's arithmetic, as
 #: the README's reproducibility section says, not another recipe).
-RUN_ONLY_SETTINGS = ("device", "nproc", "deterministic", "channels_last", "compile", "log_every", "validate_every", "checkpoint_every")
+RUN_ONLY_SETTINGS = ("device", "nproc", "deterministic", "channels_last", "compile", "log_every", "validations", "checkpoint_every")
 #: The code that shapes a trained model (the train stages' code deps in dvc.yaml).
 TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degradation.py", "colour.py", "models")
 LOCK_HELD = "SRBENCH_TRAIN_LOCK_HELD"  # set by the launcher for the torchrun processes it starts
@@ -259,46 +262,55 @@ def fingerprint(model: str, settings: dict[str, Any], scale: int, data: Path, in
     }
 
 
-def _lock(model: str, world: World) -> contextlib.AbstractContextManager:
-    """One training of ``model`` at a time in this workspace (taken by rank 0, or by the launcher
-    of the torchrun processes)."""
-    name = f"train-{model}"
+def _lock_name(outputs: Outputs) -> str:
+    return f"train-{outputs.model}-seed{outputs.seed}"
+
+
+def _lock(outputs: Outputs, world: World) -> contextlib.AbstractContextManager:
+    """One training of a model and seed at a time in this workspace (taken by rank 0, or by the
+    launcher of the torchrun processes)."""
+    name = _lock_name(outputs)
     if not world.main or os.environ.get(LOCK_HELD) == name:
         return contextlib.nullcontext()
-    return workspace_lock(name, f"srbench train {model}")
+    return workspace_lock(name, f"srbench train {outputs.model} --seed {outputs.seed}")
 
 
-def _launch_torchrun(model: str, nproc: int, arguments: list[str]) -> None:
+def _launch_torchrun(outputs: Outputs, nproc: int, arguments: list[str]) -> None:
     """Run this training under torchrun with ``nproc`` processes on this machine, holding the
     model's lock for them; exit as it exits. SIGTERM and Ctrl-C are passed on, so the processes
     end their MLflow run and exit."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *arguments]
     logger.info("train.nproc = %d: %s", nproc, " ".join(command))
-    with workspace_lock(f"train-{model}", f"srbench train {model}") as lock:
+    name = _lock_name(outputs)
+    with workspace_lock(name, f"srbench train {outputs.model} --seed {outputs.seed}") as lock:
         # torchrun inherits the locked file, so the lock holds as long as it runs, even if this
         # launcher is killed
-        process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: f"train-{model}"}, pass_fds=(lock.fileno(),))
+        process = subprocess.Popen(command, env={**os.environ, LOCK_HELD: name}, pass_fds=(lock.fileno(),))
         returncode = wait_passing_signals(process, grace=60)
     raise typer.Exit(returncode)
 
 
 def train(
     model: str = typer.Argument(..., help=f"One of: {', '.join(MODEL_NAMES)}."),
+    seed: int = typer.Option(None, min=0, max=2**32 - 1, help="The seed (batches, initial weights) [default: the first of train.seeds]."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
     init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue from checkpoints/MODEL.pt, if it was made by this same run (params, data, code)."
+        False, "--resume", help="Continue from checkpoints/seedN/MODEL.pt, if it was made by this same run (params, data, code)."
     ),
 ) -> None:
-    """Train MODEL; weights to models/MODEL.pt with its card models/MODEL.json, summary to
-    metrics/train/, curves to plots/train/, and a new version of srbench-MODEL in MLflow's Model
-    Registry. With train.nproc > 1 (or under torchrun) the processes train it data-parallel; rank 0 writes.
-    One training of MODEL at a time in a workspace; a finished run removes its checkpoint."""
+    """Train MODEL with seed N; weights to models/seedN/MODEL.pt with its card models/seedN/MODEL.json,
+    summary and cost to metrics/train/seedN/, curves to plots/train/seedN/, and a new version of
+    srbench-MODEL in MLflow's Model Registry. With train.nproc > 1 (or under torchrun) the processes
+    train it data-parallel; rank 0 writes. One training of a model and seed at a time in a
+    workspace; a finished run removes its checkpoint."""
+    started = time.perf_counter()
     params = Params(params_file)
-    settings = read_settings(params, model)
+    settings = read_settings(params, model, seed=seed)
+    outputs = Outputs(model, settings["seed"])
     if (model == "srgan") != (init is not None):
-        raise ParamError("srgan starts from a trained SRResNet: pass --init models/srresnet.pt (and only for srgan)")
+        raise ParamError(f"srgan starts from a trained SRResNet: pass --init {Outputs('srresnet', settings['seed']).weights} (and only for srgan)")
     import torch
 
     from srbench.data import read_meta
@@ -315,28 +327,28 @@ def train(
         raise ParamError(f"{params.path}: train.nproc = {settings['nproc']}: this machine has {torch.cuda.device_count()} GPU(s)")
     if init is not None and not init.is_file():
         raise ParamError(f"--init {init}: file not found (train srresnet first)")
-    ensure_writable(*OUTPUT_FOLDERS, *output_places())
+    ensure_writable(*(path.parent for path in (outputs.weights, outputs.training_summary, outputs.curves, outputs.checkpoint)), *output_places())
     run_fingerprint = fingerprint(model, settings, scale, data, init)
-    checkpoint = Path(CHECKPOINT.format(model=model))
+    checkpoint = outputs.checkpoint
     if resume and world.main and checkpoint.is_file():
         from srbench.train import read_checkpoint
 
         read_checkpoint(checkpoint, run_fingerprint)  # another run's checkpoint: one line, before anything starts
     if settings["nproc"] > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
-        arguments = ["train", model, "--params", str(params_file), "--data", str(data)]
+        arguments = ["train", model, "--seed", str(outputs.seed), "--params", str(params_file), "--data", str(data)]
         arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
-        _launch_torchrun(model, settings["nproc"], arguments)
+        _launch_torchrun(outputs, settings["nproc"], arguments)
     device = world.device(device)
-    with _lock(model, world):
+    with _lock(outputs, world):
         world.start(device)
         try:
-            _train(model, settings, scale, data, init, resume, device, world, run_fingerprint)
+            _train(outputs, settings, scale, data, init, resume, device, world, run_fingerprint, started)
         finally:
             world.stop()
 
 
 def _train(
-    model: str,
+    outputs: Outputs,
     settings: dict[str, Any],
     scale: int,
     data: Path,
@@ -345,10 +357,13 @@ def _train(
     device: torch.device,
     world: World,
     run_fingerprint: dict[str, Any],
+    started: float,
 ) -> None:
-    """One process's training; rank 0 also logs the MLflow run and writes every output."""
+    """One process's training; rank 0 also logs the MLflow run and writes every output.
+    ``started``: the command's start (``time.perf_counter()``), from which its wall time counts."""
     import torch
 
+    model = outputs.model
     from srbench.data import load_pairs
     from srbench.inference import describe_machine
     from srbench.models import build_model, count_parameters
@@ -366,10 +381,10 @@ def _train(
     schedule = Schedule(
         steps=settings["steps"],
         log_every=settings["log_every"],
-        validate_every=settings["validate_every"],
+        validate_every=math.ceil(settings["steps"] / settings["validations"]),
         checkpoint_every=settings["checkpoint_every"],
     )
-    checkpoint = Path(CHECKPOINT.format(model=model))
+    checkpoint = outputs.checkpoint
     if not world.main:
         fit(objective, sampler, schedule, device, valid_pairs, checkpoint, resume, world=world, fingerprint=run_fingerprint)
         return
@@ -377,6 +392,7 @@ def _train(
     machine = describe_machine(device)
     card = {
         "model": model,
+        "seed": settings["seed"],
         "scale": scale,
         "arch": settings["arch"],
         "channels": settings["channels"],
@@ -396,7 +412,7 @@ def _train(
     logged |= {key: card[key] for key in ("device", "device_name", "precision", "world_size")}
     logged |= {"device_requested": settings["device"], "precision_requested": settings["precision"]}
     logged |= {"scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")} | machine
-    with mlflow_run("train", logged, model=model) as mlflow:
+    with mlflow_run("train", logged, model=model, seed=outputs.seed) as mlflow:
         if model in GAN_MODELS:
             mlflow.set_tag("content_loss", card["content_loss"])
         data_digest = hashlib.sha256(run_fingerprint["data"].encode()).hexdigest()[:16]
@@ -410,18 +426,46 @@ def _train(
 
         last_validation = next(row for row in reversed(history) if "val_psnr_y" in row)  # fit validates its last step
         final = {key.removeprefix("val_"): value for key, value in last_validation.items() if key.startswith("val_")}
+        cost = training_cost(settings, training_seconds, time.perf_counter() - started, device, world.size)
         summary = {
             "n_parameters": count_parameters(network),
-            "training_seconds": round(training_seconds, 2),
+            "seed": settings["seed"],
             "steps": settings["steps"],
             "world_size": world.size,
+            **cost,
             **{f"val_{key}": value for key, value in final.items()},
         }
-        mlflow.log_metrics({"training_seconds": training_seconds, **final})
+        mlflow.log_metrics({**cost, **final})
         curves = _history_csv(with_images_seen(history, settings["batch_size"]))
-        _write_outputs(mlflow, model, network, card, summary, curves, valid_pairs[:SAMPLE_IMAGES], device)
+        _write_outputs(mlflow, outputs, network, card, summary, curves, valid_pairs[:SAMPLE_IMAGES], device)
         checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
+        with contextlib.suppress(OSError):  # and its seed's folder, once empty
+            checkpoint.parent.rmdir()
         logger.info("%s: %d steps in %.1fs, validation psnr_y %.3f dB", model, summary["steps"], training_seconds, summary["val_psnr_y"])
+
+
+def training_cost(settings: dict[str, Any], training_seconds: float, wall_seconds: float, device: torch.device, world_size: int) -> dict[str, float]:
+    """What a training cost: ``training_seconds`` (the training loop, validation excluded, across
+    resumes), ``wall_seconds`` (this command from its start, with model building, validation and
+    writing), images seen (steps x batch), steps per second of the loop, this process's peak
+    resident host memory and, on CUDA, its peak GPU memory (PyTorch's allocations) and the
+    GPU-hours of all processes (``world_size`` x wall time)."""
+    import resource
+
+    import torch
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    cost = {
+        "training_seconds": round(training_seconds, 2),
+        "wall_seconds": round(wall_seconds, 2),
+        "images_seen": settings["steps"] * settings["batch_size"],
+        "steps_per_second": round(settings["steps"] / training_seconds, 3) if training_seconds > 0 else 0.0,
+        "peak_host_memory_mb": round(peak_rss / (2**20 if sys.platform == "darwin" else 2**10), 1),
+    }
+    if device.type == "cuda":
+        cost["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        cost["gpu_hours"] = round(world_size * wall_seconds / 3600, 4)
+    return cost
 
 
 def precision_that_runs(device: torch.device, requested: str) -> str:
@@ -467,7 +511,7 @@ def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
 
 def _write_outputs(
     mlflow: Any,
-    model: str,
+    outputs: Outputs,
     network: torch.nn.Module,
     card: dict[str, Any],
     summary: dict[str, Any],
@@ -475,14 +519,14 @@ def _write_outputs(
     samples: list[ImagePair],
     device: torch.device,
 ) -> None:
-    """models/MODEL.pt, its card models/MODEL.json, metrics/train/MODEL.json and
-    plots/train/MODEL.csv, each written beside its place and all renamed together once every one
+    """The weights, the model card, the training summary and the curves of ``outputs``, each written beside its place and all renamed together once every one
     is written and the MLflow run holds the samples, curves and registered model; SIGTERM and
     Ctrl-C wait until the renames are done."""
     from srbench.inference import model_upscaler
     from srbench.models import save_model
 
-    places = (Path(f"models/{model}.pt"), Path(f"models/{model}.json"), Path(f"metrics/train/{model}.json"), Path(f"plots/train/{model}.csv"))
+    model = outputs.model
+    places = (outputs.weights, outputs.card, outputs.training_summary, outputs.curves)
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     try:
         with contextlib.ExitStack() as stack:

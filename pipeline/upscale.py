@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import ParamError, ensure_writable, logger
+from pipeline.layout import Outputs
 from srbench.names import MODEL_NAMES, SCALES, TILE
 
 
@@ -13,7 +14,8 @@ def upscale(
     inputs: list[str] = typer.Argument(..., help="PNG or JPEG images, folders of them, or glob patterns."),
     model: str = typer.Option("vdsr", "--model", help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNG results."),
-    weights: Path = typer.Option(None, help="Model weights [default: models/MODEL.pt]."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="The training seed of the pipeline's model to use."),
+    weights: Path = typer.Option(None, help="Model weights [default: models/seedN/MODEL.pt]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     scale: int = typer.Option(None, help="Scale, for bicubic only (trained models know theirs)."),
     tile: int = typer.Option(TILE, min=0, help="LR tile side (0: the whole image in one pass, memory permitting)."),
@@ -42,7 +44,7 @@ def upscale(
         from srbench.models import load_model
         from srbench.tiling import tiled_upscaler
 
-        network, meta = load_model(weights or Path(f"models/{model}.pt"), pick_device(device))
+        network, meta = load_model(weights or Outputs(model, seed).weights, pick_device(device))
         scale, used = meta["scale"], next(network.parameters()).device
         run = tiled_upscaler(network, used, scale, tile) if tile else model_upscaler(network, used)
     ensure_writable(out)  # after the weights load: a missing model leaves no empty --out behind

@@ -9,12 +9,22 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["dvc.yaml", "params.yaml", "profiles", ".dvc/config", ".dvcignore", ".gitignore", "pipeline", "src"]
+COPIED = ["dvc.yaml", "params.yaml", "profiles", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "pipeline", "src"]
 MODELS = ["srcnn", "srcnn-seed", "vdsr", "vdsr-seed", "srresnet", "srgan", "srgan-seed"]
-STAGES = {
-    "download", "prepare", "train-srgan", "evaluate-bicubic", "report",
-    *(f"train@{m}" for m in MODELS if m != "srgan"), *(f"evaluate@{m}" for m in MODELS),
-}
+
+
+def stages(seeds: tuple[int, ...] = (0,)) -> set[str]:
+    """The pipeline's stages with ``train.seeds`` = ``seeds``: dvc.yaml's matrix names them
+    train@MODEL-SEED, train-srgan@SEED, evaluate@MODEL-SEED."""
+    per_seed = {
+        *(f"train@{m}-{seed}" for m in MODELS if m != "srgan" for seed in seeds),
+        *(f"train-srgan@{seed}" for seed in seeds),
+        *(f"evaluate@{m}-{seed}" for m in MODELS for seed in seeds),
+    }
+    return {"download", "prepare", "evaluate-bicubic", "report", *per_seed}
+
+
+STAGES = stages()
 
 
 def merge(base: dict, override: dict) -> dict:

@@ -76,7 +76,9 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         ("vdsr.optimizer.lr", 0, ["check", "vdsr"], ["vdsr.optimizer.lr = 0", "positive"]),
         # issue 9: each of these was a traceback
         ("prepare.scale", 2.0, ["prepare"], ["prepare.scale = 2.0", "2, 3, 4"]),
-        ("train.seed", -1, ["train", "srcnn"], ["train.seed = -1", ">= 0"]),
+        ("train.seeds", [-1], ["train", "srcnn"], ["train.seeds = [-1]", "distinct integers"]),
+        ("train.seeds", [0, 0], ["evaluate", "srcnn"], ["train.seeds = [0, 0]", "distinct integers"]),
+        ("train.validations", 0, ["train", "srcnn"], ["train.validations = 0", ">= 1"]),
         ("srcnn.arch.n1", 0, ["train", "srcnn"], ["srcnn.arch.n1 = 0"]),
         ("vdsr.arch.depth", -2, ["train", "vdsr"], ["vdsr.arch.depth = -2"]),
     ],
@@ -92,7 +94,7 @@ def test_bad_params_fail_before_any_work(
 
 
 def test_srgan_needs_the_srresnet_it_starts_from(workdir: Path) -> None:
-    assert_one_line_error(srbench("train", "srgan", cwd=workdir), "--init models/srresnet.pt")
+    assert_one_line_error(srbench("train", "srgan", cwd=workdir), "--init models/seed0/srresnet.pt")
     assert_one_line_error(srbench("train", "vdsr", "--init", "x.pt", cwd=workdir), "only for srgan")
 
 
@@ -202,4 +204,4 @@ def test_version_and_plain_help_text(tmp_path: Path) -> None:
     version = srbench("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout == "srbench 0.1.0\n"
     help_text = srbench("upscale", "--help", cwd=tmp_path)
-    assert help_text.returncode == 0 and "[default: models/MODEL.pt]" in help_text.stdout  # not eaten as markup
+    assert help_text.returncode == 0 and "[default: models/seedN/MODEL.pt]" in help_text.stdout  # not eaten as markup

@@ -28,7 +28,7 @@ SRBENCH = str(Path(sys.executable).parent / "srbench")
 
 def tiny_params(workdir: Path, model: str, steps: int, nproc: int, **train: object) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"] |= {"nproc": nproc, "log_every": 5, "validate_every": steps, "checkpoint_every": 10, **train}
+    params["train"] |= {"nproc": nproc, "log_every": 5, "validations": 1, "checkpoint_every": 10, **train}
     params[model] |= {"steps": steps, "batch_size": 8, "patch_size": 16}
     params[model]["optimizer"] = {"name": "adam", "lr": 1.0e-3}
     if model in ("srresnet", "srgan-seed"):
@@ -56,11 +56,11 @@ def test_two_processes_train_one_model_and_write_it_once(prepared_x2: Path, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rank 1 of 2 (gloo, cpu)" in result.stderr and "rank 0 of 2 (gloo, cpu)" in result.stderr
 
-    summary = json.loads((tmp_path / "metrics/train/srresnet.json").read_text())
+    summary = json.loads((tmp_path / "metrics/train/seed0/srresnet.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 40
-    losses = [float(row["loss"]) for row in csv.DictReader((tmp_path / "plots/train/srresnet.csv").open()) if row["loss"]]
+    losses = [float(row["loss"]) for row in csv.DictReader((tmp_path / "plots/train/seed0/srresnet.csv").open()) if row["loss"]]
     assert len(losses) == 8 and sum(losses[-2:]) < 0.7 * sum(losses[:2])
-    assert torch.load(tmp_path / "models/srresnet.pt", weights_only=True)["name"] == "srresnet"
+    assert torch.load(tmp_path / "models/seed0/srresnet.pt", weights_only=True)["name"] == "srresnet"
     assert list((tmp_path / "checkpoints").iterdir()) == []  # a finished run leaves no checkpoint
     assert result.stderr.count("step 40 validation psnr_y") == 1  # rank 0 alone validates
 
@@ -73,9 +73,9 @@ def test_two_processes_play_the_adversarial_game(prepared_x2: Path, tmp_path: Pa
     tiny_params(tmp_path, "srgan-seed", steps=6, nproc=2)  # both networks data-parallel, the discriminator run 3 times a step
     result = train(tmp_path, "srgan-seed", prepared_x2)
     assert result.returncode == 0, result.stderr[-3000:]
-    history = list(csv.DictReader((tmp_path / "plots/train/srgan-seed.csv").open()))
+    history = list(csv.DictReader((tmp_path / "plots/train/seed0/srgan-seed.csv").open()))
     assert {"discriminator_loss", "d_real", "d_fake"} <= set(history[0])
-    assert json.loads((tmp_path / "metrics/train/srgan-seed.json").read_text())["world_size"] == 2
+    assert json.loads((tmp_path / "metrics/train/seed0/srgan-seed.json").read_text())["world_size"] == 2
     assert len(mlflow_runs(tmp_path)) == 1
 
 
@@ -87,23 +87,23 @@ def test_a_run_of_two_processes_stopped_by_sigterm_resumes_in_one(prepared_x2: P
     command = [SRBENCH, "train", "srcnn", "--data", str(prepared_x2)]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not (tmp_path / "checkpoints/srcnn.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+    while not (tmp_path / "checkpoints/seed0/srcnn.pt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    with pytest.raises(WorkspaceBusy, match=r"srbench train srcnn \(pid \d+\) is already running"), chdir(tmp_path), workspace_lock("train-srcnn"):
+    with pytest.raises(WorkspaceBusy, match=r"srbench train srcnn --seed 0 \(pid \d+\) is already running"), chdir(tmp_path), workspace_lock("train-srcnn-seed0"):
         pass  # the launcher's lock, held for torchrun's processes
     process.send_signal(signal.SIGTERM)
     stderr = process.communicate(timeout=120)[1]
     assert process.returncode != 0 and "srbench: stopped by SIGTERM" in stderr, stderr[-3000:]
     assert list(mlflow_runs(tmp_path)["status"]) == ["KILLED"]
-    stopped_at = torch.load(tmp_path / "checkpoints/srcnn.pt", weights_only=True)["step"]
+    stopped_at = torch.load(tmp_path / "checkpoints/seed0/srcnn.pt", weights_only=True)["step"]
 
     tiny_params(tmp_path, "srcnn", steps=400, nproc=1, log_every=2, checkpoint_every=2)
     result = train(tmp_path, "srcnn", prepared_x2, "--resume")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resumed from checkpoints/srcnn.pt at step {stopped_at}" in result.stderr
-    history = list(csv.DictReader((tmp_path / "plots/train/srcnn.csv").open()))
+    assert f"resumed from checkpoints/seed0/srcnn.pt at step {stopped_at}" in result.stderr
+    history = list(csv.DictReader((tmp_path / "plots/train/seed0/srcnn.csv").open()))
     assert [int(row["step"]) for row in history if row["loss"]] == list(range(2, 401, 2))
-    assert json.loads((tmp_path / "metrics/train/srcnn.json").read_text())["world_size"] == 1
+    assert json.loads((tmp_path / "metrics/train/seed0/srcnn.json").read_text())["world_size"] == 1
 
 
 def test_a_batch_the_processes_cannot_share_is_refused_before_launching(prepared_x2: Path, tmp_path: Path) -> None:

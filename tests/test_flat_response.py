@@ -52,5 +52,5 @@ def test_the_script_prints_a_row_per_model(flat, tmp_path: Path) -> None:
     rows = [line for line in out.read_text().splitlines() if line.startswith("| srcnn |")]
     assert len(rows) == 1 and len(rows[0].split("|")) == 2 + len(flat.flat_fields()) + 2
     missing = subprocess.run([sys.executable, str(SCRIPT), "--models", "vdsr"], capture_output=True, text=True, cwd=tmp_path)
-    assert missing.returncode != 0 and "models/vdsr.pt" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert missing.returncode != 0 and "models/seed0/vdsr.pt" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
 

@@ -164,9 +164,11 @@ def test_weights_round_trip_with_weights_only(tmp_path) -> None:
     assert payload["name"] == "vdsr" and payload["scale"] == 3
     loaded, meta = load_model(path)
     assert meta == {"name": "vdsr", "scale": 3, "arch": {"depth": 3, "num_filters": 4}, "channels": "rgb"}
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))  # to the bit
+    assert loaded.residual[0].weight.is_contiguous(memory_format=torch.channels_last)  # NHWC: the faster layout for inference
     x = torch.rand(1, 3, 8, 8)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model.eval()(x))
+    with torch.no_grad():  # the same network; NHWC may sum in another order
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=1e-6)
 
 
 def test_a_luma_model_round_trips_and_a_file_from_before_luma_models_loads_as_rgb(tmp_path: Path) -> None:
@@ -175,9 +177,10 @@ def test_a_luma_model_round_trips_and_a_file_from_before_luma_models_loads_as_rg
     save_model(tmp_path / "y.pt", model, "srcnn", 2, {"n1": 4, "n2": 2}, channels="y")
     loaded, meta = load_model(tmp_path / "y.pt")
     assert meta["channels"] == "y" and isinstance(loaded, LumaSR)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))  # to the bit
     x = torch.rand(1, 3, 8, 8)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model.eval()(x))
+    with torch.no_grad():  # the same network; NHWC may sum in another order
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=1e-6)
     old = build_model("srcnn", 2, {"n1": 4, "n2": 2})
     torch.save({"name": "srcnn", "scale": 2, "arch": {"n1": 4, "n2": 2}, "state_dict": old.state_dict()}, tmp_path / "old.pt")
     assert load_model(tmp_path / "old.pt")[1]["channels"] == "rgb"

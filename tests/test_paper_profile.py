@@ -55,9 +55,11 @@ def test_tiny_budget_run_on_served_div2k_and_benchmark(tmp_path: Path) -> None:
         assert sorted(set(server.names())) == sorted(archive.name for archive in archives)
 
     for model in MODELS:
-        assert json.loads((root / "metrics" / "train" / f"{model}.json").read_text())["steps"] == 1  # the budget scaled 10^5.. steps to 1
-    metrics = json.loads((root / "metrics" / "eval" / "vdsr.json").read_text())
-    assert list(metrics) == ["valid", "Set5", "Set14", "B100", "Urban100"]  # numbers only: the LPIPS status is in results/vdsr/evaluation.json
+        assert json.loads((root / "metrics" / "train" / "seed0" / f"{model}.json").read_text())["steps"] == 1  # the budget scaled 10^5.. steps to 1
+    metrics = json.loads((root / "results" / "seed0" / "vdsr" / "metrics.json").read_text())
+    assert list(metrics) == ["valid", "Set5", "Set14", "B100", "Urban100"]  # numbers only: the LPIPS status is in evaluation.json
+    headline = json.loads((root / "metrics" / "eval" / "seed0" / "vdsr.json").read_text())
+    assert headline == {name: {"psnr_y": values["psnr_y"], "ssim_y": values["ssim_y"]} for name, values in metrics.items()}
     assert metrics["Urban100"]["n_images"] == 2 and metrics["valid"]["n_images"] == 2
     report = (root / "reports" / "report.md").read_text()
     for heading in ("## DIV2K validation (0801, 0802), x4", "## Set5, x4", "## Set14, x4", "## B100, x4", "## Urban100, x4"):

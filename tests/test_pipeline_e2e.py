@@ -1,5 +1,6 @@
 """End to end: `dvc repro` on a tiny profile in a temporary copy of the repository."""
 
+import csv
 import json
 import re
 import subprocess
@@ -11,13 +12,14 @@ import yaml
 from PIL import Image
 
 from pipeline.tracking import EXPERIMENT, tracking_uri
-from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench
+from pipeline.layout import Outputs
+from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench, stages
 from srbench.files import file_digest
 
 TINY = {
     "data": {"max_side": 64, "valid_images": ["chelsea", "coffee"]},
     "prepare": {"patch_size": 32, "stride": 32, "workers": 1},
-    "train": {"log_every": 2, "validate_every": 4, "checkpoint_every": 4},
+    "train": {"log_every": 2, "validations": 2, "checkpoint_every": 4},
     "srcnn": {"steps": 6, "batch_size": 4, "patch_size": 16},
     "srcnn-seed": {"steps": 4, "batch_size": 4, "patch_size": 16},
     "vdsr": {"steps": 4, "batch_size": 4, "patch_size": 16, "arch": {"depth": 4, "num_filters": 16}},
@@ -37,7 +39,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-CARD_KEYS = {"model", "scale", "arch", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
+CARD_KEYS = {"model", "seed", "scale", "arch", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
+COST_KEYS = {"training_seconds", "wall_seconds", "images_seen", "steps_per_second", "peak_host_memory_mb"}
 
 
 def numbers_only(values: dict) -> bool:
@@ -50,29 +53,51 @@ def numbers_only(values: dict) -> bool:
 
 def test_metrics_for_every_model(repo: Path) -> None:
     for model in ["bicubic", *MODELS]:
-        metrics = json.loads((repo / "metrics" / "eval" / f"{model}.json").read_text())
+        files = Outputs(model, None if model == "bicubic" else 0)
+        headline = json.loads((repo / files.headline).read_text())
+        assert headline == {"valid": {"psnr_y": pytest.approx(headline["valid"]["psnr_y"]), "ssim_y": pytest.approx(headline["valid"]["ssim_y"])}}
+        metrics = json.loads((repo / files.results / "metrics.json").read_text())
         assert set(metrics) == {"valid"} and numbers_only(metrics)  # no benchmark sets in the quick profile
         valid = metrics["valid"]
+        assert {key: valid[key] for key in ("psnr_y", "ssim_y")} == headline["valid"]
         assert set(valid) == {
             "psnr_y", "ssim_y", "psnr_rgb", "mean_error_r", "mean_error_g", "mean_error_b", "worst_channel_error",
             "max_worst_channel_error", "keras_accuracy", "megapixels_per_second", "n_images",
         }
-        per_image = json.loads((repo / "results" / model / "valid" / "per_image.json").read_text())
+        per_image = json.loads((repo / files.results / "valid" / "per_image.json").read_text())
         assert valid["max_worst_channel_error"] == max(values["worst_channel_error"] for values in per_image.values())
         assert 0 < valid["keras_accuracy"] <= 1
         assert 5 < valid["psnr_y"] < 100 and 0 < valid["ssim_y"] <= 1
-        evaluation = json.loads((repo / "results" / model / "evaluation.json").read_text())
+        evaluation = json.loads((repo / files.results / "evaluation.json").read_text())
         assert set(evaluation) == {"lpips", "device"} and evaluation["device"] == "cpu"
         assert "not found" in evaluation["lpips"]  # no AlexNet weights offline: no lpips key in the metrics
-        assert len(list((repo / "results" / model / "valid" / "sr").glob("*.png"))) == 2
+        assert len(list((repo / files.results / "valid" / "sr").glob("*.png"))) == 2
     for model in MODELS:
-        summary = json.loads((repo / "metrics" / "train" / f"{model}.json").read_text())
-        assert numbers_only(summary) and summary["n_parameters"] > 0 and summary["training_seconds"] > 0
-        assert (repo / "models" / f"{model}.pt").is_file()
-        card = json.loads((repo / "models" / f"{model}.json").read_text())
+        files = Outputs(model, 0)
+        summary = json.loads((repo / files.training_summary).read_text())
+        assert numbers_only(summary) and summary["n_parameters"] > 0 and set(summary) >= COST_KEYS and summary["seed"] == 0
+        assert summary["wall_seconds"] > summary["training_seconds"] > 0 and summary["peak_host_memory_mb"] > 100
+        assert summary["images_seen"] == summary["steps"] * TINY[model]["batch_size"] and "peak_gpu_memory_mb" not in summary  # no GPU
+        assert (repo / files.weights).is_file()
+        card = json.loads((repo / files.card).read_text())
         assert set(card) >= CARD_KEYS and card["model"] == model and card["device"] == "cpu" and card["precision"] == "fp32"
+        validations = [row for row in csv.DictReader((repo / files.curves).open()) if row["val_psnr_y"]]
+        assert [int(row["step"]) for row in validations][-1] == TINY[model]["steps"] and len(validations) == 2  # train.validations
     shown = dvc("metrics", "show", cwd=repo)
-    assert "psnr_y" in shown and "not found" not in shown  # the LPIPS status is in results/MODEL/evaluation.json
+    assert "valid.psnr_y" in shown and "valid.ssim_y" in shown and "keras" not in shown  # the headline only
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+
+
+def test_dvc_plots_draw_every_model_in_one_plot(repo: Path) -> None:
+    plots = json.loads(dvc("plots", "show", "--json", cwd=repo))
+    assert "errors" not in plots and sorted(plots["data"]) == ["training-loss", "validation-psnr-vs-images", "validation-psnr-vs-step"]
+    for name, (x, y) in {"validation-psnr-vs-step": ("step", "val_psnr_y"), "training-loss": ("step", "loss")}.items():
+        spec = plots["data"][name][0]["content"]
+        files = {row["filename"] for row in spec["data"]["values"] if row.get(y) not in ("", None)}
+        assert files == {f"{model}.csv" for model in MODELS}, name  # DVC names each line by its file
+        assert spec["encoding"]["x"]["field"] == x and spec["encoding"]["y"]["field"] == y
+    loss, psnr = (plots["data"][name][0]["content"]["encoding"] for name in ("training-loss", "validation-psnr-vs-step"))
+    assert loss["x"]["scale"] == loss["y"]["scale"] == psnr["x"]["scale"] == {"type": "log"} and psnr["color"]["field"] == "filename"
 
 
 def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
@@ -84,11 +109,12 @@ def test_report_has_a_row_per_model_and_figures(repo: Path) -> None:
     assert "## Where this profile departs from the papers" in report and "- **vdsr**:" in report
     header = report[report.index("| Model"):].splitlines()[0]
     assert "Published" not in header and all(len(row.split("|")) == len(header.split("|")) for row in rows)  # nothing published here
-    assert "Conventions: Y is BT.601 luma" in report and "Paired Y-PSNR" in report
+    assert "Conventions: Y is BT.601 luma" in report and "Paired Y-PSNR" in report and "One seed (`train.seeds` = [0])" in report
+    assert "## Cost" in report and "| srgan | " in report and "(srresnet " in report  # srgan's cost includes its srresnet's
     assert "| Colour error (levels) |" in report
     flagged = []
     for model in ["bicubic", *MODELS]:
-        per_image = json.loads((repo / "results" / model / "valid" / "per_image.json").read_text())
+        per_image = json.loads((repo / Outputs(model, None if model == "bicubic" else 0).results / "valid" / "per_image.json").read_text())
         cast = [name for name, values in per_image.items() if values["worst_channel_error"] > 2]
         line = f"**{model}**: mean colour error above 2 grey levels on {len(cast)} of {len(per_image)} images (worst: "
         assert (line in report) == bool(cast), line
@@ -105,23 +131,22 @@ def test_mlflow_has_a_run_per_stage_and_model(repo: Path) -> None:
     mlflow.set_tracking_uri(tracking_uri(repo / "mlruns"))
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT])
     stages = sorted(runs["tags.stage"])
-    trainings = [f"train@{m}" for m in MODELS if m != "srgan"] + ["train-srgan"]
-    expected = ["download", "prepare", "report", *trainings, *(f"evaluate@{m}" for m in MODELS), "evaluate-bicubic"]
-    assert stages == sorted(expected)
+    assert stages == sorted(STAGES)
     assert set(runs["status"]) == {"FINISHED"}
     trained = runs[runs["tags.stage"].str.startswith("train")]
     assert sorted(trained["tags.model"]) == sorted(MODELS)
-    assert trained["metrics.psnr_y"].notna().all()
+    assert trained["metrics.psnr_y"].notna().all() and (trained["tags.seed"] == "0").all()
+    assert trained["metrics.wall_seconds"].notna().all() and trained["metrics.peak_host_memory_mb"].notna().all()
     assert (trained["params.device"] == "cpu").all()
     assert (trained["params.torch_threads"].astype(int) >= 1).all() and trained["params.cpu"].str.len().min() > 0
     srgan = trained[trained["tags.model"] == "srgan"].iloc[0]
-    assert srgan["tags.content_loss"] == "mse" and srgan["params.init"] == "models/srresnet.pt"
+    assert srgan["tags.content_loss"] == "mse" and srgan["params.init"] == "models/seed0/srresnet.pt"
     assert srgan["params.arch.num_blocks"] == "2"  # taken from the SRResNet it starts from
     client = mlflow.MlflowClient()
     history = client.get_metric_history(srgan["run_id"], "d_real")
-    assert [point.step for point in history] == [2]
+    assert [point.step for point in history] == [1, 2]  # train.validations: 2
     assert {a.path for a in client.list_artifacts(srgan["run_id"])} >= {"samples", "srgan.csv"}
-    evaluated = runs[runs["tags.stage"] == "evaluate@vdsr-seed"].iloc[0]
+    evaluated = runs[runs["tags.stage"] == "evaluate@vdsr-seed-0"].iloc[0]
     assert evaluated["metrics.valid_psnr_y"] > 5
 
 
@@ -131,16 +156,37 @@ def test_second_repro_is_a_no_op_and_a_vdsr_change_reruns_only_vdsr(repo: Path) 
     params["vdsr"]["steps"] = 5
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert "vdsr.steps" in dvc("params", "diff", cwd=repo)
-    assert ran_stages(dvc("repro", cwd=repo)) == {"train@vdsr", "evaluate@vdsr", "report"}
-    assert json.loads((repo / "metrics" / "train" / "vdsr.json").read_text())["steps"] == 5
+    assert ran_stages(dvc("repro", cwd=repo)) == {"train@vdsr-0", "evaluate@vdsr-0", "report"}
+    assert json.loads((repo / Outputs("vdsr", 0).training_summary).read_text())["steps"] == 5
 
 
 def test_srgan_is_downstream_of_srresnet(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["srresnet"]["steps"] = 4
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    expected = {"train@srresnet", "evaluate@srresnet", "train-srgan", "evaluate@srgan", "report"}
+    expected = {"train@srresnet-0", "evaluate@srresnet-0", "train-srgan@0", "evaluate@srgan-0", "report"}
     assert ran_stages(dvc("repro", cwd=repo)) == expected
+
+
+def test_a_second_seed_trains_only_its_own_stages_and_the_report_shows_the_spread(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["seeds"] = [0, 1]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    added = stages((0, 1)) - STAGES
+    assert ran_stages(dvc("repro", cwd=repo)) == added | {"report"} and all(stage.endswith("1") for stage in added)
+    for model in MODELS:
+        assert json.loads((repo / Outputs(model, 1).card).read_text())["seed"] == 1
+    report = (repo / "reports" / "report.md").read_text()
+    assert "Mean ± sample standard deviation over 2 seeds (`train.seeds` = [0, 1])" in report
+    rows = report[report.index("| Model"):].split("\n\n")[0].splitlines()[2:]
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        if cells[0] == "bicubic":
+            assert "±" not in cells[3]
+        else:
+            psnr = [json.loads((repo / Outputs(cells[0], seed).results / "metrics.json").read_text())["valid"]["psnr_y"] for seed in (0, 1)]
+            mean, spread = (float(number) for number in cells[3].split(" ± "))
+            assert mean == pytest.approx(sum(psnr) / 2, abs=0.006) and spread == pytest.approx(abs(psnr[0] - psnr[1]) / 2**0.5, abs=0.006)
 
 
 def test_the_paper_profile_dry_runs_every_stage(repo: Path) -> None:
@@ -165,9 +211,9 @@ def test_a_clone_pulls_the_models_from_the_remote(repo: Path, tmp_path: Path) ->
     dvc("push", cwd=repo)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    assert not (clone / "models" / "srcnn.pt").exists()
+    assert not (clone / Outputs("srcnn", 0).weights).exists()
     dvc("remote", "modify", "--local", "storage", "url", str(remote), cwd=clone)
     dvc("pull", cwd=clone)
     for model in MODELS:
-        for name in (f"{model}.pt", f"{model}.json"):
-            assert file_digest(clone / "models" / name) == file_digest(repo / "models" / name), name
+        for path in (Outputs(model, 0).weights, Outputs(model, 0).card):
+            assert file_digest(clone / path) == file_digest(repo / path), path

@@ -21,7 +21,7 @@ from pipeline.tracking import EXPERIMENT, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, BATCH = 4, 8
-CARD_KEYS = {"model", "scale", "arch", "channels", "rgb_permutation", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
+CARD_KEYS = {"model", "seed", "scale", "arch", "channels", "rgb_permutation", "device", "device_name", "precision", "threads", "world_size", "torch", "steps", "batch_size"}
 
 
 def srbench(*args: str) -> None:
@@ -42,7 +42,7 @@ def trained_twice(prepared_x2: Path, tmp_path_factory: pytest.TempPathFactory) -
     """A workspace where a tiny SRCNN was trained twice, asking for bf16 on a CPU."""
     workspace = tmp_path_factory.mktemp("registry")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"] |= {"precision": "bf16", "device": "cpu", "log_every": 2, "validate_every": 10_000, "checkpoint_every": 100}
+    params["train"] |= {"precision": "bf16", "device": "cpu", "log_every": 2, "validations": 1, "checkpoint_every": 100}
     params["srcnn"] |= {"steps": STEPS, "batch_size": BATCH, "patch_size": 16, "optimizer": {"name": "adam", "lr": 1e-3}}
     params["srcnn"]["arch"] |= {"n1": 8, "n2": 4, "f1": 3, "f2": 1, "f3": 3}
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
@@ -92,14 +92,14 @@ def test_the_run_logs_the_precision_that_ran_the_machine_and_the_data(trained_tw
 
 
 def test_card_summary_and_curves(trained_twice: Path) -> None:
-    card = json.loads((trained_twice / "models" / "srcnn.json").read_text())
+    card = json.loads((trained_twice / "models" / "seed0" / "srcnn.json").read_text())
     assert set(card) == CARD_KEYS
     assert card["device"] == "cpu" and card["precision"] == "fp32" and card["device_name"] and card["world_size"] == 1
     assert card["steps"] == STEPS and card["batch_size"] == BATCH and card["scale"] == 2 and card["arch"]["n1"] == 8
     assert card["channels"] == "y" and card["rgb_permutation"] is False  # the quick profile trains SRCNN on luma
-    summary = json.loads((trained_twice / "metrics" / "train" / "srcnn.json").read_text())
+    summary = json.loads((trained_twice / "metrics" / "train" / "seed0" / "srcnn.json").read_text())
     assert all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in summary.values()), summary
-    lines = (trained_twice / "plots" / "train" / "srcnn.csv").read_text().splitlines()
+    lines = (trained_twice / "plots" / "train" / "seed0" / "srcnn.csv").read_text().splitlines()
     assert lines[0].startswith("step,seconds,images,loss,lr,val_psnr_y")
     rows = [line.split(",") for line in lines[1:]]
     assert [(int(row[0]), int(row[2])) for row in rows] == [(2, 2 * BATCH), (4, 4 * BATCH), (4, 4 * BATCH)]  # losses, then validation
@@ -125,7 +125,7 @@ def test_the_registered_model_upscales_where_srbench_is_not_installed(trained_tw
 
     image = np.ascontiguousarray(data.astronaut()[200:232, 180:220].transpose(2, 0, 1)[None], dtype=np.float32) / 255
     np.save(tmp_path / "in.npy", image)
-    network, _ = load_model(trained_twice / "models" / "srcnn.pt", torch.device("cpu"))
+    network, _ = load_model(trained_twice / "models" / "seed0" / "srcnn.pt", torch.device("cpu"))
     with torch.no_grad():
         expected = network.eval()(torch.from_numpy(image)).numpy()
 

@@ -21,11 +21,13 @@ from srbench.reporting import (
     compare_crops,
     comparison_figure,
     conventions,
+    cost_table,
     crop_box,
     error_limit,
     markdown_table,
     per_image_table,
     save_figure,
+    seeds_line,
     training_curves_figure,
 )
 
@@ -238,7 +240,7 @@ def test_training_curves_plot_against_minutes_and_images_seen(tmp_path: Path) ->
     curves = {"srcnn": tmp_path / "srcnn.csv", "srgan": tmp_path / "srgan.csv"}
     _write_history(curves["srcnn"], seconds_per_step=6.0, batch=16, psnr_offset=5.0)
     _write_history(curves["srgan"], seconds_per_step=0.5, batch=4)
-    figure = training_curves_figure(curves, baseline_psnr=35.0)
+    figure = training_curves_figure({model: [path] for model, path in curves.items()}, baseline_psnr=35.0)
     (time_psnr, images_psnr), (time_loss, images_loss) = np.reshape(figure.axes, (2, 2))
     lines = {axis: {line.get_label(): line for line in axis.get_lines()} for axis in (time_psnr, images_psnr, time_loss)}
     assert set(lines[time_psnr]) == {"srcnn", "srgan", "bicubic"}
@@ -261,4 +263,41 @@ def test_a_history_without_images_seen_is_refused_by_name(tmp_path: Path) -> Non
     old = tmp_path / "vdsr.csv"
     _write_history(old, seconds_per_step=1.0, batch=4, columns=("step", "seconds", "loss", "lr", "val_psnr_y"))
     with pytest.raises(SrbenchError, match=r"vdsr\.csv: no images column"):
-        training_curves_figure({"vdsr": old}, baseline_psnr=30.0)
+        training_curves_figure({"vdsr": [old]}, baseline_psnr=30.0)
+
+
+def test_training_curves_draw_each_seed_in_its_models_colour(tmp_path: Path) -> None:
+    seeds = [tmp_path / "srcnn0.csv", tmp_path / "srcnn1.csv"]
+    _write_history(seeds[0], seconds_per_step=6.0, batch=16)
+    _write_history(seeds[1], seconds_per_step=5.0, batch=16, psnr_offset=1.0)
+    _write_history(tmp_path / "srgan.csv", seconds_per_step=0.5, batch=4)
+    figure = training_curves_figure({"srcnn": seeds, "srgan": [tmp_path / "srgan.csv"]}, baseline_psnr=35.0)
+    time_psnr = figure.axes[0]
+    srcnn = [line for line in time_psnr.get_lines() if line.get_color() == time_psnr.get_lines()[0].get_color()]
+    assert len(srcnn) == 2 and [line.get_label() for line in srcnn][0] == "srcnn"
+    assert list(srcnn[1].get_xdata()) == pytest.approx([2.5, 5.0, 7.5])  # the second seed: 30 steps x 5 s
+    labels = [label for label in time_psnr.get_legend_handles_labels()[1]]
+    assert labels == ["srcnn", "srgan", "bicubic"]  # one legend entry per model
+
+
+def test_the_mean_table_shows_the_spread_over_seeds_when_there_is_one() -> None:
+    row = ROW | {"psnr_y_sd": 0.0412, "ssim_y_sd": 0.00123, "psnr_rgb_sd": 0.1}
+    assert cells(markdown_table([row]))[0][3:6] == ["37.12 ± 0.04", "0.9568 ± 0.0012", "35.50 ± 0.10"]
+    assert cells(markdown_table([ROW]))[0][3:6] == ["37.12", "0.9568", "35.50"]
+    assert seeds_line([0]).startswith("One seed (`train.seeds` = [0])")
+    assert seeds_line([0, 1, 2]).startswith("Mean ± sample standard deviation over 3 seeds (`train.seeds` = [0, 1, 2])")
+
+
+def test_the_cost_table_adds_the_model_a_gan_starts_from() -> None:
+    card = {"device": "cuda", "device_name": "Test GPU", "precision": "bf16"}
+    costs = {
+        "srresnet": {"training_seconds": 118.0, "wall_seconds": 125.0, "images_seen": 3200, "steps_per_second": 3.4, "peak_host_memory_mb": 1024.0,
+                     "peak_gpu_memory_mb": 512.0, "gpu_hours": 0.0347},
+        "srgan": {"training_seconds": 25.0, "wall_seconds": 31.0, "images_seen": 240, "steps_per_second": 1.2, "peak_host_memory_mb": 2048.0,
+                  "peak_gpu_memory_mb": 1536.0, "gpu_hours": 0.0086},
+    }
+    rows = {row[0]: row for row in cells(cost_table(costs, {"srresnet": card, "srgan": card}, {"srgan": "srresnet"}).split("\n\n")[0])}
+    assert rows["srresnet"] == ["srresnet", "1m58s", "2m05s", "cuda (Test GPU)", "bf16", "3,200", "3.40", "1.00 GiB", "0.50 GiB", "0.035"]
+    assert rows["srgan"][1:3] == ["2m23s (srresnet 1m58s + 25s)", "2m36s (srresnet 2m05s + 31s)"]
+    assert rows["srgan"][5] == "3,440 (srresnet 3,200 + 240)" and rows["srgan"][6:9] == ["1.20", "2.00 GiB", "1.50 GiB"]  # its own run
+    assert rows["srgan"][9] == "0.043 (srresnet 0.035 + 0.009)"

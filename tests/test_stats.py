@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from srbench.stats import bootstrap_interval, paired_comparison, wilcoxon_signed_rank
+from srbench.stats import bootstrap_interval, mean_over_seeds, paired_comparison, wilcoxon_signed_rank
 
 
 def test_signed_rank_p_values_worked_by_hand() -> None:
@@ -57,3 +57,22 @@ def test_a_lead_whose_interval_contains_zero_is_not_established() -> None:
     assert not unsure.established
     with pytest.raises(ValueError, match="the same images"):
         paired_comparison([1.0], [1.0, 2.0])
+
+
+def test_mean_over_seeds_by_hand() -> None:
+    seeds = [
+        {"psnr_y": 33.0, "ssim_y": 0.90, "mean_error_r": 1.0, "max_worst_channel_error": 2.5},
+        {"psnr_y": 34.0, "ssim_y": 0.94, "mean_error_r": -3.0, "max_worst_channel_error": 0.5},
+        {"psnr_y": 35.0, "ssim_y": 0.92, "mean_error_r": 0.5, "max_worst_channel_error": 1.0},
+    ]
+    combined = mean_over_seeds(seeds, spread=("psnr_y", "ssim_y"))
+    assert combined["psnr_y"] == pytest.approx(34.0) and combined["ssim_y"] == pytest.approx(0.92)
+    assert combined["mean_error_r"] == pytest.approx(-0.5) and combined["max_worst_channel_error"] == 2.5  # the worst, not the mean
+    # sample sd: sqrt(((-1)^2 + 0^2 + 1^2) / (3 - 1)) = 1; sqrt((0.02^2 + 0.02^2) / 2) = 0.02
+    assert combined["psnr_y_sd"] == pytest.approx(1.0) and combined["ssim_y_sd"] == pytest.approx(0.02)
+    assert "mean_error_r_sd" not in combined
+
+
+def test_one_seed_has_no_spread() -> None:
+    one = {"psnr_y": 33.0, "ssim_y": 0.9}
+    assert mean_over_seeds([one]) == one

@@ -164,3 +164,9 @@ def test_evaluate_reports_every_folder_and_model(tmp_path: Path) -> None:
     assert shown.stdout.splitlines() == lines[: len(shown.stdout.splitlines())]  # the stored result prints the same table
     broken = subprocess.run([sys.executable, str(SCRIPT), "show", str(tmp_path / "out.md")], capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1 and broken.stderr.startswith(f"error: {tmp_path / 'out.md'}: not a result of") and broken.stderr.count("\n") == 1
+
+
+def test_the_default_weights_are_the_pipelines_first_seed(unseen) -> None:
+    from pipeline.layout import Outputs
+
+    assert unseen.default_weights("vdsr") == Outputs("vdsr", 0).weights

@@ -60,10 +60,21 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def input_format(model: nn.Module) -> torch.memory_format:
+    """The memory format ``model``'s input should have: channels_last (NHWC) when some
+    convolution weight is laid out so (:func:`srbench.models.load_model` loads them so, and a
+    training with ``train.channels_last`` keeps them so), else the default NCHW."""
+    for parameter in model.parameters():
+        if parameter.dim() == 4 and not parameter.is_contiguous() and parameter.is_contiguous(memory_format=torch.channels_last):
+            return torch.channels_last
+    return torch.contiguous_format
+
+
 @torch.no_grad()
 def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
     """Upscale one uint8 H×W×3 LR image with ``model``; returns the SR image rounded to uint8."""
-    return tensor_to_uint8(model(uint8_to_tensor(lr).to(device)).float().cpu())
+    image = uint8_to_tensor(lr).to(device).contiguous(memory_format=input_format(model))
+    return tensor_to_uint8(model(image).float().cpu())
 
 
 Upscaler = Callable[[np.ndarray], np.ndarray]

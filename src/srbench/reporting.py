@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +61,7 @@ _STYLE = {
 PANEL = FIGURE_WIDTH / 4  # side of one crop panel, inches: four crops per row
 ERROR_COLOURS = "inferno"
 BOX_COLOUR = "yellow"
-HISTORY_COLUMNS = ("step", "seconds", "images")  # every training history has them (plots/train/MODEL.csv)
+HISTORY_COLUMNS = ("step", "seconds", "images")  # every training history has them (plots/train/seedN/MODEL.csv)
 CAST_MARK = "⚠"  # after a per-image cell whose image has a colour cast
 
 
@@ -93,9 +93,29 @@ def escape_html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _with_spread(row: dict, key: str, digits: int) -> str:
+    """``row[key]`` to ``digits`` decimals, with ``± KEY_sd`` when the row has it."""
+    text = f"{row[key]:.{digits}f}"
+    return f"{text} ± {row[key + '_sd']:.{digits}f}" if f"{key}_sd" in row else text
+
+
+def seeds_line(seeds: list[int]) -> str:
+    """What a table's numbers are over: one seed, or the mean ± sd over several."""
+    if len(seeds) == 1:
+        return (
+            f"One seed (`train.seeds` = {seeds}): no spread over seeds is measured; `dvc exp run -S 'train.seeds=[0,1,2]'` "
+            "adds it (README).\n"
+        )
+    return (
+        f"Mean ± sample standard deviation over {len(seeds)} seeds (`train.seeds` = {seeds}), each seed's mean over the images "
+        "first; bicubic has no seed. The per-image and paired tables use each image's Y-PSNR averaged over the seeds.\n"
+    )
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One row per model: ``name``, ``n_parameters``, ``training_seconds`` (None for bicubic),
-    ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``mean_error_r``, ``mean_error_g``, ``mean_error_b``
+    ``psnr_y``, ``ssim_y``, ``psnr_rgb`` (each with ``KEY_sd``, its spread over seeds, shown as
+    ± when present), ``mean_error_r``, ``mean_error_g``, ``mean_error_b``
     and ``max_worst_channel_error`` (shown as the mean R / G / B errors, then the worst image's
     largest one, marked when above :data:`COLOUR_CAST_LEVELS`), ``lpips`` (absent or None: not
     measured), ``keras_accuracy``, ``megapixels_per_second`` and ``published`` ((Y-PSNR, Y-SSIM)
@@ -109,9 +129,9 @@ def markdown_table(rows: list[dict]) -> str:
             row["name"],
             parameters,
             _duration(row.get("training_seconds")),
-            f"{row['psnr_y']:.2f}",
-            f"{row['ssim_y']:.4f}",
-            f"{row['psnr_rgb']:.2f}",
+            _with_spread(row, "psnr_y", 2),
+            _with_spread(row, "ssim_y", 4),
+            _with_spread(row, "psnr_rgb", 2),
             f"{_rgb(row)} (worst image {row['max_worst_channel_error']:.1f}"
             + (f" {CAST_MARK})" if row["max_worst_channel_error"] > COLOUR_CAST_LEVELS else ")"),
             "n/a" if row.get("lpips") is None else f"{row['lpips']:.4f}",
@@ -121,6 +141,58 @@ def markdown_table(rows: list[dict]) -> str:
         )
         lines.append("| " + " | ".join(cells[: len(columns)]) + " |")
     return "\n".join(lines) + "\n"
+
+
+COST_COLUMNS = (
+    "Model", "Training loop", "Wall time", "Device", "Precision", "Images seen", "Steps/s", "Peak host memory", "Peak GPU memory", "GPU-hours",
+)
+
+
+def _summed(own: float, before: float | None, show: Callable[[float], str], first: str | None) -> str:
+    """``own`` shown, or when the model starts from another (``first``, which cost ``before``),
+    their sum with its parts: '2m33s (srresnet 2m05s + 28s)'."""
+    if before is None:
+        return show(own)
+    return f"{show(before + own)} ({first} {show(before)} + {show(own)})"
+
+
+def cost_table(costs: dict[str, dict[str, float]], cards: dict[str, dict], starts_from: dict[str, str]) -> str:
+    """What each trained model cost (its summaries' :data:`srbench.names.COST_KEYS`, averaged over seeds): the
+    training loop's time and the commands' wall time, images seen and GPU-hours, each summed with
+    those of the model it starts from (``starts_from``: model -> that model, e.g. srgan ->
+    srresnet) and shown as the sum of both; device, precision (``cards``), the loop's steps per
+    second and the peak host and GPU memory of its own run."""
+    lines = ["| " + " | ".join(COST_COLUMNS) + " |", "|" + "---|" * len(COST_COLUMNS)]
+    for model, cost in costs.items():
+        first = starts_from.get(model)
+        before = costs[first] if first in costs else None
+
+        def summed(key: str, show: Callable[[float], str]) -> str:
+            if key not in cost:
+                return "–"
+            return _summed(cost[key], None if before is None or key not in before else before[key], show, first)
+
+        card = cards[model]
+        cells = (
+            model,
+            summed("training_seconds", _duration),
+            summed("wall_seconds", _duration),
+            f"{card['device']} ({card['device_name']})",
+            card["precision"],
+            summed("images_seen", lambda value: f"{value:,.0f}"),
+            f"{cost['steps_per_second']:.2f}",
+            f"{cost['peak_host_memory_mb'] / 1024:.2f} GiB",
+            "–" if "peak_gpu_memory_mb" not in cost else f"{cost['peak_gpu_memory_mb'] / 1024:.2f} GiB",
+            summed("gpu_hours", lambda value: f"{value:.3f}"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        "\nTraining loop: its steps alone, validation excluded; wall time: the whole `srbench train` command from its start "
+        "(building the model, validating, writing and logging; not the Python start-up); a model that starts from another "
+        "shows the sum with its parts. Images seen: steps x batch (of all processes together). Peak host memory: the process's "
+        "peak resident set; peak GPU memory: PyTorch's largest allocation on the first GPU. Means over the seeds.\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def conventions(scale: int, lr_source: str, rounding: str) -> str:
@@ -343,7 +415,7 @@ def comparison_figure(comparison: CropComparison, scale: int, limit: float) -> F
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
-    """A training history (``plots/train/MODEL.csv``) as rows of its non-empty cells."""
+    """A training history (``plots/train/seedN/MODEL.csv``) as rows of its non-empty cells."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [column for column in HISTORY_COLUMNS if column not in (reader.fieldnames or [])]
@@ -358,13 +430,14 @@ def _points(rows: list[dict[str, float]], x: str, y: str, x_factor: float = 1.0)
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def training_curves_figure(histories: dict[str, Path], baseline_psnr: float, baseline: str = "bicubic") -> Figure:
+def training_curves_figure(histories: dict[str, list[Path]], baseline_psnr: float, baseline: str = "bicubic") -> Figure:
     """Validation Y-PSNR (top) and training loss (bottom, log scale) of each model against
     training time in minutes (left) and training images seen (right), both on log scales since
     budgets differ by orders of magnitude; ``baseline_psnr`` (bicubic's) as a dashed line. The
     Y-PSNR axes go no lower than 10 dB under the baseline; models with lower validation points
-    are named in the panel. ``histories``: model -> its ``plots/train/MODEL.csv``."""
-    rows = {model: read_history(path) for model, path in histories.items()}
+    are named in the panel. ``histories``: model -> its ``plots/train/seedN/MODEL.csv`` of each
+    seed, drawn in one colour."""
+    rows = {model: [read_history(path) for path in paths] for model, paths in histories.items()}
     with _style():
         figure = Figure(figsize=(FIGURE_WIDTH, 8.5), layout="constrained")
         axes = figure.subplots(2, 2, sharex="col")
@@ -373,10 +446,12 @@ def training_curves_figure(histories: dict[str, Path], baseline_psnr: float, bas
             (("seconds", 1 / 60, "training time (minutes)", FuncFormatter(lambda value, _: f"{value:g}")), ("images", 1.0, "training images seen", EngFormatter()))
         ):
             psnr_axis, loss_axis = axes[0][column], axes[1][column]
-            for index, (model, history) in enumerate(rows.items()):
+            for index, (model, seeds) in enumerate(rows.items()):
                 colour = colours[index % len(colours)]
-                psnr_axis.plot(*_points(history, x, "val_psnr_y", x_factor), marker="o", color=colour, label=model)
-                loss_axis.plot(*_points(history, x, "loss", x_factor), color=colour, linewidth=1.2, label=model)
+                for number, history in enumerate(seeds):
+                    label = model if number == 0 else None
+                    psnr_axis.plot(*_points(history, x, "val_psnr_y", x_factor), marker="o", markersize=4, color=colour, label=label)
+                    loss_axis.plot(*_points(history, x, "loss", x_factor), color=colour, linewidth=1.2, label=label)
             psnr_axis.axhline(baseline_psnr, color="gray", linestyle="--", label=baseline)
             loss_axis.set(yscale="log", xscale="log", xlabel=x_label)
             loss_axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -385,7 +460,7 @@ def training_curves_figure(histories: dict[str, Path], baseline_psnr: float, bas
             loss_axis.set_title(f"Training loss vs {x_label.split(' (')[0]}")
             for axis in (psnr_axis, loss_axis):
                 axis.grid(alpha=0.3)
-        validation = {model: [row["val_psnr_y"] for row in history if "val_psnr_y" in row] for model, history in rows.items()}
+        validation = {model: [row["val_psnr_y"] for history in seeds for row in history if "val_psnr_y" in row] for model, seeds in rows.items()}
         values = [baseline_psnr, *(value for series in validation.values() for value in series)]
         floor = baseline_psnr - 10.0
         below = {model: min(series) for model, series in validation.items() if series and min(series) < floor}

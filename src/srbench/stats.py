@@ -1,4 +1,5 @@
 """Paired comparisons over images: is one method's lead over another real on the images tested?
+And one model's results over several training seeds (:func:`mean_over_seeds`).
 
 Two methods scored on the same images (say the Y-PSNR of a model and of bicubic on each
 validation image) give one difference per image. :func:`paired_comparison` reports
@@ -14,6 +15,7 @@ validation image) give one difference per image. :func:`paired_comparison` repor
   equally likely. With n non-zero differences no p-value can fall below 2 / 2**n (0.25 for 3).
 """
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,3 +97,17 @@ def paired_comparison(
     differences = np.asarray(first, dtype=np.float64) - np.asarray(second, dtype=np.float64)
     low, high = bootstrap_interval(differences, confidence, resamples, seed)
     return PairedComparison(len(differences), float(differences.mean()), low, high, wilcoxon_signed_rank(differences))
+
+
+#: The means a table shows with their spread over seeds.
+SPREAD_KEYS = ("psnr_y", "ssim_y", "psnr_rgb")
+
+
+def mean_over_seeds(results: list[dict[str, float]], spread: tuple[str, ...] = SPREAD_KEYS) -> dict[str, float]:
+    """One model's results of several seeds (the same keys in each) as one: the mean of every
+    number, but the largest of each ``max_*`` key; with two seeds or more, also the sample
+    standard deviation of each ``spread`` key as ``KEY_sd``."""
+    combined = {key: (max if key.startswith("max_") else statistics.fmean)([result[key] for result in results]) for key in results[0]}
+    if len(results) > 1:
+        combined |= {f"{key}_sd": statistics.stdev([result[key] for result in results]) for key in spread if key in results[0]}
+    return combined

@@ -30,17 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
-def _forward(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
-    """``model``'s uint8 result for one uint8 LR crop."""
-    import torch
-
-    from srbench.metrics import tensor_to_uint8, uint8_to_tensor
-
-    with torch.no_grad():
-        return tensor_to_uint8(model(uint8_to_tensor(lr).to(device)).float().cpu())
-
-
 def receptive_radius(model: nn.Module, scale: int, device: torch.device, probe: int = 96) -> int:
     """How many LR pixels away an input pixel can still change an output pixel, measured: the
     reach of the input gradient of the output pixels of the central LR pixel of a random
@@ -114,11 +103,13 @@ def tiled_upscaler(
 ) -> TiledUpscaler:
     """:class:`TiledUpscaler` running ``model`` (in eval mode) on ``device``, with a margin of
     ``margin`` LR pixels (default: the receptive field, :func:`receptive_radius`, measured once here)."""
+    from srbench.inference import super_resolve
+
     model.eval()
     radius = receptive_radius(model, scale, device) if margin is None else margin
     model.zero_grad(set_to_none=True)
     logger.info("tiles of %d LR px with a margin of %d px (the network's receptive field)", tile, radius)
-    return TiledUpscaler(lambda crop: _forward(model, crop, device), scale, tile, radius)
+    return TiledUpscaler(lambda crop: super_resolve(model, crop, device), scale, tile, radius)
 
 
 def tiled_bicubic(scale: int, rounding: Rounding = "per_pass", tile: int = TILE, margin: int = BICUBIC_MARGIN) -> TiledUpscaler:
