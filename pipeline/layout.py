@@ -1,7 +1,7 @@
-"""Where the pipeline's stages write each model's files, per training seed (dvc.yaml's ``train``
-and ``evaluate`` stages fan out over model x ``train.seeds``): ``models/seed0/vdsr.pt``,
-``results/seed0/vdsr/``, ... Bicubic has no seed: ``results/bicubic/``,
-``metrics/eval/bicubic.json``."""
+"""Where the pipeline's stages write each model's files, per training seed, and which seeds
+(``train.seeds``: dvc.yaml's ``train`` and ``evaluate`` stages fan out over model x seed):
+``models/seed0/vdsr.pt``, ``results/seed0/vdsr/``, ... Bicubic has no seed:
+``results/bicubic/``, ``metrics/eval/bicubic.json``."""
 
 from dataclasses import dataclass
 from pathlib import Path

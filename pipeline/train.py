@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import srbench
-from pipeline.layout import Outputs, read_seeds
 from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, wait_passing_signals, workspace_lock, write_json, write_text
+from pipeline.layout import Outputs, read_seeds
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.files import atomic_path, file_digest, naming, tree_digest
@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # torch and the modules importing it load inside the commands
     from srbench.train import Objective, OptimizerConfig
 
 SAMPLE_IMAGES = 2  # SR validation images attached to each MLflow training run
-#: Where a training run writes: checked before it starts, so that a read-only place or a full disk
-#: is found before the training rather than after it.
 CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 
 
@@ -89,6 +87,7 @@ def read_settings(params: Params, model: str, budget: float | None = None, seed:
     from srbench.train import PRECISIONS
 
     budget = params.positive_float("train.budget") if budget is None else budget
+    seeds = read_seeds(params)  # checked even when ``seed`` replaces them
     steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
     settings = {
         "device": params.string("train.device"),
@@ -97,7 +96,7 @@ def read_settings(params: Params, model: str, budget: float | None = None, seed:
         "channels_last": params.choice("train.channels_last", (True, False)),
         "compile": params.choice("train.compile", (True, False)),
         "nproc": params.integer("train.nproc", minimum=1),
-        "seed": read_seeds(params)[0] if seed is None else seed,
+        "seed": seeds[0] if seed is None else seed,
         "log_every": params.integer("train.log_every", minimum=1),
         "validations": params.integer("train.validations", minimum=1),
         "checkpoint_every": params.integer("train.checkpoint_every", minimum=1),
@@ -327,6 +326,7 @@ def train(
         raise ParamError(f"{params.path}: train.nproc = {settings['nproc']}: this machine has {torch.cuda.device_count()} GPU(s)")
     if init is not None and not init.is_file():
         raise ParamError(f"--init {init}: file not found (train srresnet first)")
+    # every place it writes, checked before it starts: a read-only folder or a full disk is found before the training
     ensure_writable(*(path.parent for path in (outputs.weights, outputs.training_summary, outputs.curves, outputs.checkpoint)), *output_places())
     run_fingerprint = fingerprint(model, settings, scale, data, init)
     checkpoint = outputs.checkpoint
