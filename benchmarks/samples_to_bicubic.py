@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.check import bicubic_validation_psnr, fresh_recipe
+from pipeline.recipe import fresh_training
 from pipeline.common import Params
 from srbench.data import load_pairs, read_meta
-from srbench.inference import describe_machine, pick_device
+from srbench.inference import bicubic_validation_psnr, describe_machine, pick_device
 from srbench.models import GAN_MODELS, MODELS
 from srbench.train import Schedule, fit
 
@@ -32,13 +32,13 @@ class TimeUp(Exception):
 
 
 def run(params: Params, model: str, steps: int, validate_every: int, minutes: float, data: Path, device: torch.device, bicubic: float) -> dict:
-    settings, objective, sampler = fresh_recipe(params, model, data, steps, {}, device)
+    recipe, _, objective, sampler = fresh_training(params, model, data, steps, {}, device)
     curve: list[dict] = []
     started = time.perf_counter()
 
     def watch(step: int, metrics: dict[str, float]) -> None:
         if "val_psnr_y" in metrics:
-            curve.append({"step": step, "samples": step * settings["batch_size"], "psnr_y": metrics["val_psnr_y"],
+            curve.append({"step": step, "samples": step * recipe.batch_size, "psnr_y": metrics["val_psnr_y"],
                           "minutes": (time.perf_counter() - started) / 60})
             if metrics["val_psnr_y"] > bicubic or curve[-1]["minutes"] > minutes:
                 raise TimeUp
@@ -51,7 +51,7 @@ def run(params: Params, model: str, steps: int, validate_every: int, minutes: fl
             pass
     crossed = next((point for point in curve if point["psnr_y"] > bicubic), None)
     best = max(curve, key=lambda point: point["psnr_y"])
-    return {"model": model, "batch_size": settings["batch_size"], "patch_size": settings["patch_size"], "crossed": crossed, "best": best, "curve": curve}
+    return {"model": model, "batch_size": recipe.batch_size, "patch_size": recipe.patch_size, "crossed": crossed, "best": best, "curve": curve}
 
 
 def main() -> None:

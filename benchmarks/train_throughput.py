@@ -32,9 +32,8 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.check import fresh_recipe
 from pipeline.common import Params
-from pipeline.train import read_settings
+from pipeline.recipe import Recipe, fresh_training, read_recipe
 from srbench.data import prepare
 from srbench.download import export_samples
 from srbench.inference import describe_machine, pick_device
@@ -67,10 +66,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) 
     return best
 
 
-def recipe(params: Params, model: str, data: Path, device: torch.device, **overrides: Any) -> tuple[dict, Objective, PatchSampler]:
-    """``model``'s settings for the profile's steps (with ``overrides``), objective (srgan: from a
+def recipe(params: Params, model: str, data: Path, device: torch.device, **overrides: Any) -> tuple[Recipe, Objective, PatchSampler]:
+    """``model``'s recipe for the profile's steps (with ``overrides``), objective (srgan: from a
     fresh SRResNet) and sampler on ``device``."""
-    return fresh_recipe(params, model, data, read_settings(params, model)["steps"], overrides, device)
+    settings, _, objective, sampler = fresh_training(params, model, data, read_recipe(params, model).steps, overrides, device)
+    return settings, objective, sampler
 
 
 def steps_per_second(
@@ -114,26 +114,26 @@ def measure(params: Params, model: str, data: Path, device: torch.device, second
         fixed.append(steps_per_second(objective, lambda _: fixed_batch, device, seconds / 2 / ROUNDS, step)[0])
     row = {
         "model": model,
-        "batch_size": settings["batch_size"],
-        "patch_size": settings["patch_size"],
+        "batch_size": settings.batch_size,
+        "patch_size": settings.patch_size,
         "real_steps_per_s": max(real),
         "fixed_steps_per_s": max(fixed),
         "ratio": max(real) / max(fixed),
         "flops_per_step": flops_per_step(params, model, data, device),
-        "steps": settings["steps"],
+        "steps": settings.steps,
     }
     row["tflops"] = row["flops_per_step"] * row["real_steps_per_s"] / 1e12
-    row["hours"] = {1: settings["steps"] / row["real_steps_per_s"] / 3600}
+    row["hours"] = {1: settings.steps / row["real_steps_per_s"] / 3600}
     for n in gpus:
-        if n > 1 and settings["batch_size"] % n == 0:
-            _, shard_objective, shard_sampler = recipe(params, model, data, device, batch_size=settings["batch_size"] // n)
+        if n > 1 and settings.batch_size % n == 0:
+            _, shard_objective, shard_sampler = recipe(params, model, data, device, batch_size=settings.batch_size // n)
             for step in range(1, warmup + 1):
                 shard_objective.step(*shard_sampler.batch(step))
             rates, step = [], warmup + 1
             for _ in range(ROUNDS):
                 rate, step = steps_per_second(shard_objective, shard_sampler.batch, device, seconds / 2 / ROUNDS, step)
                 rates.append(rate)
-            row["hours"][n] = settings["steps"] / max(rates) / 3600
+            row["hours"][n] = settings.steps / max(rates) / 3600
     return row
 
 

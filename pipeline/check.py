@@ -10,58 +10,25 @@ from typing import TYPE_CHECKING
 import typer
 
 from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
+from pipeline.recipe import fresh_training, read_recipe
 from srbench.names import GAN_MODELS, MODEL_NAMES
 
 if TYPE_CHECKING:  # torch is imported when a check runs, not for `srbench --help`
     import torch
 
     from srbench.recipe_check import RecipeCheck
-    from srbench.sampling import PatchSampler
-    from srbench.train import Objective
-
-
-def fresh_recipe(
-    params: Params, model: str, data: Path, steps: int, overrides: dict, device: torch.device
-) -> tuple[dict, Objective, PatchSampler]:
-    """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
-    compressed or stretched into them as ``train.budget`` would, with ``overrides`` of its
-    settings (None: keep); srgan starts from a fresh SRResNet. Its settings, objective and sampler."""
-    import torch
-
-    from pipeline.train import build_objective, build_sampler, read_settings
-    from srbench.data import read_meta
-    from srbench.models import build_model
-    from srbench.train import use_deterministic_kernels
-
-    budget = steps / params.integer(f"{model}.steps", minimum=1)
-    settings = read_settings(params, model, budget) | {key: value for key, value in overrides.items() if value is not None}
-    use_deterministic_kernels(settings["deterministic"])
-    torch.manual_seed(settings["seed"])
-    arch = params.section("srresnet.arch") if model == "srgan" else settings["arch"]
-    network = build_model(model, read_meta(data)["scale"], arch, settings["channels"]).to(device)
-    objective = build_objective(model, network, settings, device)
-    return settings, objective, build_sampler(data, settings, device)
-
-
-def bicubic_validation_psnr(data: Path) -> float:
-    """Bicubic's mean Y-PSNR on the prepared validation pairs, rounded as the data were."""
-    from srbench.data import bicubic_rounding, load_pairs, read_meta
-    from srbench.inference import bicubic_upscaler, evaluate_pairs, mean_metrics
-
-    scale = read_meta(data)["scale"]
-    return mean_metrics(evaluate_pairs(bicubic_upscaler(scale, bicubic_rounding(data)), load_pairs(data / "valid"), scale)[0])["psnr_y"]
 
 
 def _check_one(
     params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
 ) -> RecipeCheck:
-    """``steps`` steps of ``model``'s recipe (:func:`fresh_recipe`) with the batch, crop, VGG and compile ``overrides``."""
+    """``steps`` steps of ``model``'s recipe (:func:`pipeline.recipe.fresh_training`) with the batch, crop, VGG and compile ``overrides``."""
     from srbench.data import load_pairs
     from srbench.recipe_check import WINDOW_CROPS, RecipeCheck, loss_summary
     from srbench.train import Schedule, TrainingDiverged, fit
 
-    settings, objective, sampler = fresh_recipe(params, model, data, steps, overrides, device)
-    log_every = max(1, steps // 30, min(math.ceil(WINDOW_CROPS / settings["batch_size"]), steps // 10))  # at least 10 windows
+    recipe, _, objective, sampler = fresh_training(params, model, data, steps, overrides, device)
+    log_every = max(1, steps // 30, min(math.ceil(WINDOW_CROPS / recipe.batch_size), steps // 10))  # at least 10 windows
     schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
     losses: list[float] = []
     validation: dict[str, float] = {}
@@ -83,8 +50,8 @@ def _check_one(
     return RecipeCheck(
         model=model,
         steps=steps,
-        batch_size=settings["batch_size"],
-        patch_size=settings["patch_size"],
+        batch_size=recipe.batch_size,
+        patch_size=recipe.patch_size,
         first_loss=first,
         last_loss=last if finite else math.inf,
         finite=finite,
@@ -118,14 +85,13 @@ def check(
     if vgg_weights not in (None, "imagenet", "random"):
         raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
     params = Params(params_file)
-    from pipeline.train import read_settings
     from srbench.data import read_meta
-    from srbench.inference import pick_device
+    from srbench.inference import bicubic_validation_psnr, pick_device
     from srbench.recipe_check import markdown
 
     # Eager: a few hundred steps, which compiling would cost more than it saves, and it changes no result.
     overrides = {"batch_size": batch_size, "patch_size": patch_size, "compile": False}
-    crops = {model: patch_size or read_settings(params, model)["patch_size"] for model in models}  # every param, first
+    crops = {model: patch_size or read_recipe(params, model).patch_size for model in models}  # every param, first
     meta = read_meta(data)
     for model, crop in crops.items():
         if crop % meta["scale"] or crop > meta["patch_size"]:

@@ -121,3 +121,12 @@ def mean_metrics(per_image: dict[str, dict[str, float]]) -> dict[str, float]:
     """Mean of each metric over the images."""
     keys = next(iter(per_image.values())).keys()
     return {key: float(np.mean([values[key] for values in per_image.values()])) for key in keys}
+
+
+def bicubic_validation_psnr(prepared_dir: Path) -> float:
+    """Bicubic's mean Y-PSNR on the prepared validation pairs, rounded as the data were."""
+    from srbench.data import bicubic_rounding, load_pairs, read_meta
+
+    scale = read_meta(prepared_dir)["scale"]
+    upscale = bicubic_upscaler(scale, bicubic_rounding(prepared_dir))
+    return mean_metrics(evaluate_pairs(upscale, load_pairs(prepared_dir / "valid"), scale)[0])["psnr_y"]
