@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.params import Params
 from pipeline.recipe import fresh_training
-from pipeline.common import Params
 from srbench.data import load_pairs, read_meta
 from srbench.inference import bicubic_validation_psnr, describe_machine, pick_device
 from srbench.models import GAN_MODELS, MODELS

@@ -32,7 +32,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.common import Params
+from pipeline.params import Params
 from pipeline.recipe import Recipe, fresh_training, read_recipe
 from srbench.data import prepare
 from srbench.download import export_samples

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_json, write_text
+from pipeline.outputs import write_json
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.process import logger
 from pipeline.recipe import fresh_training, read_recipe
+from srbench.files import write_text
 from srbench.names import GAN_MODELS, MODEL_NAMES
 
 if TYPE_CHECKING:  # torch is imported when a check runs, not for `srbench --help`

@@ -6,10 +6,10 @@ import sys
 import typer
 
 from pipeline.check import check
-from pipeline.common import Terminated, setup_logging, stop_on_sigterm
 from pipeline.download import download
 from pipeline.evaluate import evaluate
 from pipeline.prepare import prepare
+from pipeline.process import Terminated, setup_logging, stop_on_sigterm
 from pipeline.profile import profile
 from pipeline.report import report
 from pipeline.train import train

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_json
+from pipeline.outputs import ensure_writable, write_json
+
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+
+from pipeline.process import logger, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.files import staged_folder
 from srbench.names import BENCHMARK_SETS, SCALES

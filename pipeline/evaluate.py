@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, refuse_pipeline_paths, workspace_lock, write_json
 from pipeline.layout import Outputs, read_seeds
+from pipeline.outputs import ensure_writable, refuse_pipeline_paths, write_json
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.process import logger, workspace_lock
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.files import staged_folder, tree_digest
 from srbench.names import BENCHMARK_SETS, MODEL_NAMES, SCALES

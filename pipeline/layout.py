@@ -6,7 +6,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.common import Params, ParamError
+from pipeline.params import ParamError, Params
 
 
 @dataclass(frozen=True)

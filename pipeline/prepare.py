@@ -5,7 +5,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ensure_writable, workspace_lock
+from pipeline.outputs import ensure_writable
+from pipeline.params import PARAMS_OPTION, Params
+from pipeline.process import workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.names import SCALES

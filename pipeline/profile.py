@@ -4,7 +4,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, logger, write_text
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.process import logger
+from srbench.files import write_text
 
 PROFILES = Path("profiles")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import srbench
-from pipeline.common import Params, ParamError
 from pipeline.layout import read_seeds
+from pipeline.params import ParamError, Params
 from srbench.errors import SrbenchError
 from srbench.files import file_digest, tree_digest
 from srbench.names import GAN_MODELS, MODEL_NAMES

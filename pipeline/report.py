@@ -9,11 +9,13 @@ from typing import Any
 
 import typer
 
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, workspace_lock, write_text
 from pipeline.layout import Outputs, read_seeds
+from pipeline.outputs import ensure_writable
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.process import logger, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.errors import SrbenchError
-from srbench.files import staged_folder
+from srbench.files import staged_folder, write_text
 from srbench.names import COST_KEYS, CUDA_COST_KEYS, GAN_MODELS, MODEL_NAMES
 from srbench.published import SOURCES, published
 

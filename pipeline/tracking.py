@@ -34,7 +34,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 
-from pipeline.common import dvc_paths, Terminated, terminating
+from pipeline.outputs import dvc_paths
+from pipeline.process import Terminated, terminating
 
 logger = logging.getLogger("srbench")
 

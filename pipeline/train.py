@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import srbench
-from pipeline.common import PARAMS_OPTION, Params, ParamError, ensure_writable, logger, wait_passing_signals, workspace_lock, write_json, write_text
 from pipeline.layout import Outputs
+from pipeline.outputs import ensure_writable, write_json
+from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.process import logger, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
 from pipeline.tracking import log_dataset, mlflow_run, output_places
-from srbench.files import atomic_path, naming
+from srbench.files import atomic_path, naming, write_text
 from srbench.names import GAN_MODELS, MODEL_NAMES
 
 if TYPE_CHECKING:  # torch and the modules importing it load inside the commands: `srbench --help` stays fast

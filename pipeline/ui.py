@@ -7,7 +7,8 @@ import urllib.parse
 
 import typer
 
-from pipeline.common import ParamError, logger, wait_passing_signals
+from pipeline.params import ParamError
+from pipeline.process import logger, wait_passing_signals
 from pipeline.tracking import ARTIFACTS, EXPERIMENT, TRACKING_DIR, URI_VARIABLE, VIEW_KEY, artifact_root, tracking_uri, use_store, workspace
 
 

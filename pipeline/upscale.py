@@ -5,8 +5,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import ParamError, ensure_writable, logger
 from pipeline.layout import Outputs
+from pipeline.outputs import ensure_writable
+from pipeline.params import ParamError
+from pipeline.process import logger
 from srbench.names import MODEL_NAMES, SCALES, TILE
 
 

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.common import OutputError, ParamError, WorkspaceBusy, workspace_lock
+from pipeline.outputs import OutputError
+from pipeline.params import ParamError
 from pipeline.prepare import prepare as prepare_stage
+from pipeline.process import WorkspaceBusy, workspace_lock
 from srbench.data import load_pairs, min_test_side, pairs_from_hr_folder, prepare
-from srbench.images import read_image, write_png
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
+from srbench.images import read_image, write_png
 from srbench.inference import bicubic_upscaler, evaluate_pairs
 from srbench.metrics import sr_metrics
 from srbench.sampling import PatchSampler

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.common import WorkspaceBusy, workspace_lock
+from pipeline.process import WorkspaceBusy, workspace_lock
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from srbench.distributed import World
 

@@ -30,7 +30,9 @@ from fake_data import (
 )
 from PIL import Image
 
-from pipeline.common import OutputError, WorkspaceBusy, workspace_lock
+from pipeline.outputs import OutputError
+
+from pipeline.process import workspace_lock, WorkspaceBusy
 from pipeline.download import download as download_stage
 
 from srbench import download

@@ -1,6 +1,6 @@
 """The layers' walls, read from the source: the library imports nothing of the command line, DVC or
-MLflow, and no command module imports another (what they share lives in recipe, layout, common,
-tracking)."""
+MLflow, and no command module imports another (what they share lives in params, process, outputs,
+layout, recipe and tracking)."""
 
 import ast
 from pathlib import Path

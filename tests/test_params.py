@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.common import ParamError, Params
+from pipeline.params import ParamError, Params
 
 
 def params_from(tmp_path: Path, text: str) -> Params:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline.layout import Outputs
+from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench, stages
 from srbench.files import file_digest
 

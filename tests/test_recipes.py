@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.common import ParamError, Params
+from pipeline.params import ParamError, Params
 from pipeline.recipe import Recipe, build_objective, build_sampler, read_recipe, read_run_settings
 from srbench.losses import VGGContentLoss
 from srbench.models import build_model

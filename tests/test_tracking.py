@@ -21,7 +21,8 @@ import mlflow
 import pytest
 import yaml
 
-from pipeline.common import Params, ParamError, Terminated
+from pipeline.params import ParamError, Params
+from pipeline.process import Terminated
 from pipeline.tracking import EXPERIMENT, KIND_TAG, VIEW_TAG, experiment_tags, git_commit, log_dataset, mlflow_run, tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +104,7 @@ def test_interruption_marks_the_run_killed(workspace: Path, interruption: BaseEx
 
 STAGE_SCRIPT = """
 import signal
-from pipeline.common import stop_on_sigterm
+from pipeline.process import stop_on_sigterm
 from pipeline.tracking import mlflow_run
 stop_on_sigterm()
 with mlflow_run("train", {}, model="srcnn"):

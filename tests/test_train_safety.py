@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.common import workspace_lock
+from pipeline.process import workspace_lock
 
 REPO = Path(__file__).resolve().parents[1]
 SRBENCH = str(Path(sys.executable).parent / "srbench")

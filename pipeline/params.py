@@ -1,68 +1,16 @@
-"""What every stage shares: reading and checking params.yaml, logging, signals, locks and output places
-(the MLflow run: :mod:`pipeline.tracking`)."""
+"""params.yaml, read and checked: typed access to its dotted keys, a duplicate key refused with
+both lines, and the `--params` option every stage command takes."""
 
-import fcntl
-import json
-import logging
-import os
-import signal
-import subprocess
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import typer
 import yaml
 
 from srbench.errors import SrbenchError
-from srbench.files import write_text
-
-logger = logging.getLogger("srbench")
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (one section per stage).")
-
-
-class Terminated(BaseException):
-    """The process was asked to stop (SIGTERM): unwinds like Ctrl-C, so that every stage's
-    cleanup runs and its MLflow run ends KILLED."""
-
-
-_terminating = False
-
-
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` in this process, and remember it (:func:`terminating`)."""
-
-    def handler(signum: int, frame: Any) -> None:
-        global _terminating
-        _terminating = True
-        raise Terminated(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def wait_passing_signals(process: subprocess.Popen, grace: float) -> int:
-    """Wait for ``process`` to exit and return its exit status. If this process is interrupted
-    meanwhile (SIGTERM, Ctrl-C), send the child SIGTERM, give it ``grace`` seconds to end
-    cleanly (its MLflow run, its outputs), kill it after that, and re-raise."""
-    try:
-        return process.wait()
-    except BaseException:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        raise
-
-
-def terminating() -> bool:
-    """Whether this process was sent SIGTERM: whatever error follows (e.g. a collective whose peer
-    process was stopped first) is part of being stopped."""
-    return _terminating
 
 
 class ParamError(SrbenchError):
@@ -199,96 +147,3 @@ class Params:
         if not path.is_dir():
             raise self._fail(key, str(path), "folder not found")
         return path
-
-
-def setup_logging() -> None:
-    """Progress to stderr with timestamps; quiet third-party chatter."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "PIL", "git"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def write_json(path: Path, values: Any) -> None:
-    """Write JSON atomically."""
-    write_text(path, json.dumps(values, indent=2) + "\n")
-
-
-def dvc_paths(lock_text: str, kinds: tuple[str, ...] = ("outs",)) -> dict[str, str]:
-    """The paths a ``dvc.lock`` text lists as ``kinds`` (``outs``, ``deps``) of its stages,
-    relative to the repository, each with the first stage listing it; an unreadable text lists none."""
-    try:
-        stages = (yaml.safe_load(lock_text) or {}).get("stages", {})
-    except (yaml.YAMLError, AttributeError):
-        return {}
-    paths: dict[str, str] = {}
-    for stage, entries in stages.items() if isinstance(stages, dict) else []:
-        for kind in kinds:
-            for entry in entries.get(kind, []) if isinstance(entries, dict) else []:
-                if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                    paths.setdefault(entry["path"].rstrip("/"), stage)
-    return paths
-
-
-def refuse_pipeline_paths(option: str, target: Path, lock: Path = Path("dvc.lock")) -> None:
-    """Refuse ``target`` (a folder a command would replace) when it is, holds or lies inside a
-    path the DVC pipeline of ``lock`` reads or writes: ``dvc repro`` would overwrite it, or it
-    would change a stage's inputs, or replacing it would delete the pipeline's files."""
-    if not lock.is_file():
-        return
-    here = target.resolve()
-    for path, stage in dvc_paths(lock.read_text(encoding="utf-8"), ("deps", "outs")).items():
-        owned = (lock.parent / path).resolve()
-        if here == owned or here.is_relative_to(owned) or owned.is_relative_to(here):
-            raise ParamError(f"{option} {target}: overlaps {path}, which the DVC pipeline's stage {stage} uses; choose a folder outside it")
-
-
-def ensure_writable(*folders: Path) -> None:
-    """Check, before any long work, that a file can be created in each of ``folders`` (made if
-    missing): a read-only place or a full disk is one line naming the folder, now rather than
-    when the results are written."""
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder) as probe:
-                probe.write(b"srbench")
-                probe.flush()
-        except OSError as error:
-            raise OutputError(f"{folder}: cannot write here ({error.strerror or error})") from error
-
-
-class OutputError(SrbenchError):
-    """An output place that cannot be written."""
-
-
-class WorkspaceBusy(SrbenchError):
-    """Another srbench process holds the lock on the same work."""
-
-
-LOCK_DIR = Path(".srbench/locks")
-
-
-@contextmanager
-def workspace_lock(name: str, work: str | None = None) -> Iterator[IO[str]]:
-    """Hold ``.srbench/locks/NAME.lock`` for the duration: a second process asking for the same
-    lock in this workspace is refused at once, in one line naming the holder (``work``, default
-    NAME, and its pid). The lock is the kernel's (``flock``), so a killed process never leaves a
-    stale one; it belongs to the open file yielded, which a child process given its descriptor
-    holds too."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOCK_DIR / f"{name}.lock"
-    with open(path, "a+") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = file.read().strip() or f"{name} (another process)"
-            raise WorkspaceBusy(f"{path}: {holder} is already running in this workspace; wait for it or stop it") from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"{work or name} (pid {os.getpid()})")
-        file.flush()
-        try:
-            yield file
-        finally:
-            file.truncate(0)
-            fcntl.flock(file, fcntl.LOCK_UN)

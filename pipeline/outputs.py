@@ -1,0 +1,65 @@
+"""Where a stage writes: JSON written atomically, output folders checked writable before any long
+work, and folders the DVC pipeline owns (read from dvc.lock) refused as a command's target."""
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.params import ParamError
+from srbench.errors import SrbenchError
+from srbench.files import write_text
+
+
+def write_json(path: Path, values: Any) -> None:
+    """Write JSON atomically."""
+    write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def dvc_paths(lock_text: str, kinds: tuple[str, ...] = ("outs",)) -> dict[str, str]:
+    """The paths a ``dvc.lock`` text lists as ``kinds`` (``outs``, ``deps``) of its stages,
+    relative to the repository, each with the first stage listing it; an unreadable text lists none."""
+    try:
+        stages = (yaml.safe_load(lock_text) or {}).get("stages", {})
+    except (yaml.YAMLError, AttributeError):
+        return {}
+    paths: dict[str, str] = {}
+    for stage, entries in stages.items() if isinstance(stages, dict) else []:
+        for kind in kinds:
+            for entry in entries.get(kind, []) if isinstance(entries, dict) else []:
+                if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                    paths.setdefault(entry["path"].rstrip("/"), stage)
+    return paths
+
+
+def refuse_pipeline_paths(option: str, target: Path, lock: Path = Path("dvc.lock")) -> None:
+    """Refuse ``target`` (a folder a command would replace) when it is, holds or lies inside a
+    path the DVC pipeline of ``lock`` reads or writes: ``dvc repro`` would overwrite it, or it
+    would change a stage's inputs, or replacing it would delete the pipeline's files."""
+    if not lock.is_file():
+        return
+    here = target.resolve()
+    for path, stage in dvc_paths(lock.read_text(encoding="utf-8"), ("deps", "outs")).items():
+        owned = (lock.parent / path).resolve()
+        if here == owned or here.is_relative_to(owned) or owned.is_relative_to(here):
+            raise ParamError(f"{option} {target}: overlaps {path}, which the DVC pipeline's stage {stage} uses; choose a folder outside it")
+
+
+def ensure_writable(*folders: Path) -> None:
+    """Check, before any long work, that a file can be created in each of ``folders`` (made if
+    missing): a read-only place or a full disk is one line naming the folder, now rather than
+    when the results are written."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder) as probe:
+                probe.write(b"srbench")
+                probe.flush()
+        except OSError as error:
+            raise OutputError(f"{folder}: cannot write here ({error.strerror or error})") from error
+
+
+class OutputError(SrbenchError):
+    """An output place that cannot be written."""

@@ -1,0 +1,98 @@
+"""The stage process: its logging, its signals (SIGTERM unwinds like Ctrl-C, a child is passed
+the signal) and its workspace locks (one process per piece of work)."""
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from srbench.errors import SrbenchError
+
+logger = logging.getLogger("srbench")
+
+
+def setup_logging() -> None:
+    """Progress to stderr with timestamps; quiet third-party chatter."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "PIL", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM): unwinds like Ctrl-C, so that every stage's
+    cleanup runs and its MLflow run ends KILLED."""
+
+
+_terminating = False
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in this process, and remember it (:func:`terminating`)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        global _terminating
+        _terminating = True
+        raise Terminated(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def wait_passing_signals(process: subprocess.Popen, grace: float) -> int:
+    """Wait for ``process`` to exit and return its exit status. If this process is interrupted
+    meanwhile (SIGTERM, Ctrl-C), send the child SIGTERM, give it ``grace`` seconds to end
+    cleanly (its MLflow run, its outputs), kill it after that, and re-raise."""
+    try:
+        return process.wait()
+    except BaseException:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+
+
+def terminating() -> bool:
+    """Whether this process was sent SIGTERM: whatever error follows (e.g. a collective whose peer
+    process was stopped first) is part of being stopped."""
+    return _terminating
+
+
+class WorkspaceBusy(SrbenchError):
+    """Another srbench process holds the lock on the same work."""
+
+
+LOCK_DIR = Path(".srbench/locks")
+
+
+@contextmanager
+def workspace_lock(name: str, work: str | None = None) -> Iterator[IO[str]]:
+    """Hold ``.srbench/locks/NAME.lock`` for the duration: a second process asking for the same
+    lock in this workspace is refused at once, in one line naming the holder (``work``, default
+    NAME, and its pid). The lock is the kernel's (``flock``), so a killed process never leaves a
+    stale one; it belongs to the open file yielded, which a child process given its descriptor
+    holds too."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / f"{name}.lock"
+    with open(path, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or f"{name} (another process)"
+            raise WorkspaceBusy(f"{path}: {holder} is already running in this workspace; wait for it or stop it") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{work or name} (pid {os.getpid()})")
+        file.flush()
+        try:
+            yield file
+        finally:
+            file.truncate(0)
+            fcntl.flock(file, fcntl.LOCK_UN)
