@@ -100,12 +100,12 @@ def evaluate(
         raise ParamError(f"--seed {seed}: bicubic trains nothing, so it has no seed")
     if model != "bicubic" and seed is None:
         seed = read_seeds(params)[0]
-    files = Outputs(model, seed)
+    run = Outputs(model, seed)
     if scale is not None and scale not in SCALES:
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
-    if out is not None and out.resolve() != files.results.resolve():
+    if out is not None and out.resolve() != run.results.resolve():
         refuse_pipeline_paths("--out", out)
 
     from srbench.data import bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
@@ -114,15 +114,15 @@ def evaluate(
     from srbench.perceptual import load_lpips
 
     device = pick_device(device_setting)
-    out = out or files.results
-    headline = None if hr_dir is not None else files.headline
+    out = out or run.results
+    headline = None if hr_dir is not None else run.headline
     rounding = bicubic_rounding(data)
 
     if model == "bicubic":
         scale = scale or read_meta(data)["scale"]
         upscale, used_device = bicubic_upscaler(scale, rounding), None
     else:
-        network, meta = load_model(weights or files.weights, device)
+        network, meta = load_model(weights or run.weights, device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
         sources, pairs = {hr_dir.name: hr_dir}, {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}
