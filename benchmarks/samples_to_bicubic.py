@@ -23,7 +23,7 @@ from pipeline.params import Params
 from pipeline.recipe import fresh_training
 from srbench.data import load_pairs, read_meta
 from srbench.inference import bicubic_validation_psnr, describe_machine, pick_device
-from srbench.models import GAN_MODELS, MODELS
+from srbench.models import model_specs
 from srbench.train import Schedule, fit
 
 
@@ -57,7 +57,7 @@ def run(params: Params, model: str, steps: int, validate_every: int, minutes: fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--models", nargs="+", default=["srcnn", "vdsr", "srresnet"], choices=[m for m in MODELS if m not in GAN_MODELS])
+    parser.add_argument("--models", nargs="+", default=["srcnn", "vdsr", "srresnet"], choices=[name for name, spec in model_specs().items() if not spec.adversarial])
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--validate-every", type=int, default=500)
     parser.add_argument("--minutes", type=float, default=20.0)
@@ -71,7 +71,7 @@ def main() -> None:
     params = Params(args.params)
     results = [run(params, model, args.steps, args.validate_every, args.minutes, args.data, device, bicubic) for model in args.models]
     lines = [
-        f"Bicubic: {bicubic:.2f} dB Y-PSNR on {args.data}/valid (x{meta['scale']}); {describe_machine(device)}",
+        f"Bicubic: {bicubic:.2f} dB Y-PSNR on {args.data}/valid (x{meta.scale}); {describe_machine(device)}",
         "",
         "| Model | Batch × crop | Samples to cross bicubic | Wall time (validations included) | Best Y-PSNR (dB) at samples |",
         "|---|---|---|---|---|",

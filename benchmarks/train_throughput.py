@@ -35,14 +35,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from pipeline.params import Params
 from pipeline.recipe import Recipe, fresh_training, read_recipe
 from srbench.data import prepare
-from srbench.download import export_samples
+from srbench.download.local import export_samples
 from srbench.inference import describe_machine, pick_device
+from srbench.names import model_names
 from srbench.sampling import PatchSampler
 from srbench.train import Objective
 
 ROUNDS = 6  # rounds of each pipeline, interleaved
 MIN_STEPS = 10  # per round
-DEFAULT_MODELS = ["srcnn", "srcnn-seed", "vdsr", "vdsr-seed", "srresnet", "srgan", "srgan-seed"]
 
 
 def synchronize(device: torch.device) -> None:
@@ -193,7 +193,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--models", nargs="+", default=list(model_names()))
     parser.add_argument("--data", type=Path, default=None, help="A prepared folder at the profile's scale (default: made from the samples).")
     parser.add_argument("--seconds", type=float, default=6.0, help="Measured time per model and pipeline.")
     parser.add_argument("--warmup", type=int, default=5, help="Steps before measuring (compilation included).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger
 from pipeline.recipe import fresh_training, read_recipe
 from srbench.files import write_text
-from srbench.names import GAN_MODELS, MODEL_NAMES
+from srbench.names import model_names
 
 if TYPE_CHECKING:  # torch is imported when a check runs, not for `srbench --help`
     import torch
@@ -81,10 +82,11 @@ def check(
     """Train each recipe for a few steps from scratch (srgan from a fresh SRResNet), its schedule
     compressed into them, and report whether its loss stayed finite, fell and never spiked, and
     its validation Y-PSNR against bicubic. Exit status 1 when a recipe fails, 2 on bad input."""
-    models = models or list(MODEL_NAMES)
-    unknown = sorted(set(models + above_bicubic) - set(MODEL_NAMES))
+    known = model_names()
+    models = models or list(known)
+    unknown = sorted(set(models + above_bicubic) - set(known))
     if unknown:
-        raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(MODEL_NAMES)}")
+        raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(known)}")
     if vgg_weights not in (None, "imagenet", "random"):
         raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
     params = Params(params_file)
@@ -97,24 +99,24 @@ def check(
     crops = {model: patch_size or read_recipe(params, model).patch_size for model in models}  # every param, first
     meta = read_meta(data)
     for model, crop in crops.items():
-        if crop % meta["scale"] or crop > meta["patch_size"]:
+        if crop % meta.scale or crop > meta.patch_size:
             raise ParamError(
-                f"{model}: crop {crop} px must be a multiple of the scale ({meta['scale']}) and at most the "
-                f"prepared patches' {meta['patch_size']} px in {data} (use --patch-size)"
+                f"{model}: crop {crop} px must be a multiple of the scale ({meta.scale}) and at most the "
+                f"prepared patches' {meta.patch_size} px in {data} (use --patch-size)"
             )
     target = pick_device(device or params.string("train.device"))
     bicubic = bicubic_validation_psnr(data)
 
     checks = []
     for model in models:
-        model_overrides = overrides | ({"vgg_weights": vgg_weights} if model in GAN_MODELS else {})
+        model_overrides = overrides | ({"vgg_weights": vgg_weights} if read_recipe(params, model).content_loss else {})
         logger.info("checking %s (%s) for %d steps on %s", model, params.path, steps, target)
         checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic, target))
     table = markdown(checks)
     print(table, end="")
     if out is not None:
         write_text(out / "check.md", table)
-        write_json(out / "check.json", {"params": str(params.path), "data": meta, "checks": [check.as_dict() for check in checks]})
+        write_json(out / "check.json", {"params": str(params.path), "data": dataclasses.asdict(meta), "checks": [check.as_dict() for check in checks]})
     failed = [f"{check.model}: {', '.join(check.problems)}" for check in checks if check.problems]
     if failed:
         logger.error("recipes that fail: %s", "; ".join(failed))

@@ -9,9 +9,7 @@ from pathlib import Path
 import typer
 
 from pipeline.outputs import ensure_writable, write_json
-
 from pipeline.params import PARAMS_OPTION, ParamError, Params
-
 from pipeline.process import logger, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.files import staged_folder
@@ -39,18 +37,20 @@ def download(
         raise ParamError(
             f"{params.path}: data.benchmark_sets = {benchmark_sets!r}: a list of any of {', '.join(BENCHMARK_SETS)}"
         )
-    from srbench import download as library  # numpy, Pillow, scikit-image: after the cheap checks
+    from srbench.download.catalogue import BENCHMARK_ARCHIVES, DIV2K_ARCHIVES, download_benchmark, download_div2k, with_checksums
+    from srbench.download.local import SAMPLE_IMAGES, export_samples, import_folder  # numpy, Pillow, scikit-image: after the cheap checks
+    from srbench.download.transfer import read_checksums
     from srbench.images import list_images
 
     checksums = {}
     if params.get("data.checksums") is not None:
-        checksums = library.read_checksums(params.existing_file("data.checksums"))
+        checksums = read_checksums(params.existing_file("data.checksums"))
     if source == "folder":
         folder = params.existing_dir("data.folder")
     if valid_names is not None and source == "div2k":
         raise ParamError(f"{params.path}: data.valid_images = {valid_names!r}: only for the samples and folder sources (DIV2K has its own split)")
     if valid_names is not None:
-        available = set(library.SAMPLE_IMAGES) if source == "samples" else {path.stem for path in list_images(folder)}
+        available = set(SAMPLE_IMAGES) if source == "samples" else {path.stem for path in list_images(folder)}
         unknown = sorted(set(valid_names) - available)
         if unknown:
             raise ParamError(f"{params.path}: data.valid_images: {unknown[0]!r} is not among the images ({', '.join(sorted(available))})")
@@ -66,15 +66,15 @@ def download(
     ensure_writable(out.parent, *([cache_dir] if source == "div2k" or benchmark_sets else []), *output_places())
     with workspace_lock("download"), mlflow_run("download", params.section("data")) as mlflow, staged_folder(out) as stage:
         if source == "samples":
-            library.export_samples(stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
+            export_samples(stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         elif source == "folder":
-            library.import_folder(folder, stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
+            import_folder(folder, stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         else:
-            archives = library.with_checksums(library.DIV2K_ARCHIVES, checksums)
-            library.download_div2k(stage, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)
+            archives = with_checksums(DIV2K_ARCHIVES, checksums)
+            download_div2k(stage, scale=scale, cache_dir=cache_dir, mirror=div2k_mirror, archives=archives, limit=limit)
         if benchmark_sets:
-            archives = library.with_checksums(library.BENCHMARK_ARCHIVES, checksums)
-            library.download_benchmark(stage / "benchmark", benchmark_sets, scale, cache_dir, benchmark_mirror, archives)
+            archives = with_checksums(BENCHMARK_ARCHIVES, checksums)
+            download_benchmark(stage / "benchmark", benchmark_sets, scale, cache_dir, benchmark_mirror, archives)
         write_json(stage / "dataset.json", {"name": DATASET_NAMES.get(source) or str(folder), "source": source})
         counts = {split: len(list_images(stage / split / "HR")) for split in ("train", "valid")}
         counts |= {name: len(list_images(stage / "benchmark" / name / "HR")) for name in benchmark_sets}

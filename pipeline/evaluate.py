@@ -1,6 +1,7 @@
 """`srbench evaluate MODEL`: PSNR/SSIM (Y channel, literature convention), the mean error of each
-colour channel and, when its weights load, LPIPS of a model or of bicubic, on every prepared test
-set."""
+colour channel and, when its weights load, LPIPS of a model, of bicubic or of a published
+checkpoint of another architecture (`srbench evaluate NAME --weights FILE`), on every prepared
+test set."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from pipeline.layout import Outputs, read_seeds
+from pipeline.layout import Outputs, check_checkpoint_name, checkpoint_outputs, read_seeds
 from pipeline.outputs import ensure_writable, refuse_pipeline_paths, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
 from pipeline.tracking import log_dataset, mlflow_run, output_places
-from srbench.files import staged_folder, tree_digest
-from srbench.names import BENCHMARK_SETS, MODEL_NAMES, SCALES
+from srbench.files import file_digest, staged_folder, tree_digest
+from srbench.names import BENCHMARK_SETS, SCALES, model_names
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,29 +79,38 @@ def _score(
 
 
 def evaluate(
-    model: str = typer.Argument(..., help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
+    model: str = typer.Argument(
+        ..., help=f"bicubic, one of: {', '.join(model_names())}, or a name for the published checkpoint given with --weights."
+    ),
     seed: int = typer.Option(None, min=0, max=2**32 - 1, help="The training seed of the model to evaluate [default: the first of train.seeds]."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare: valid/ and benchmark/<set>/ pairs."),
     hr_dir: Path = typer.Option(None, "--hr-dir", help="Evaluate on this folder of HR images instead, degraded like the training data."),
     out: Path = typer.Option(None, help="Folder for SR images, per-image and mean metrics [default: results/seedN/MODEL]."),
-    weights: Path = typer.Option(None, help="Model weights [default: models/seedN/MODEL.pt]."),
+    weights: Path = typer.Option(
+        None, help="Model weights [default: models/seedN/MODEL.pt]; with a NAME that is not a srbench model, a published "
+        "checkpoint (.pth, .pt, .ckpt, .safetensors) of EDSR, RCAN, SwinIR, ESRGAN, HAT, ... (detected by spandrel)."
+    ),
     scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
 ) -> None:
     """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, mean
     error of each colour channel and the largest on any image, Keras accuracy, LPIPS when its
     weights load), throughput, and how LPIPS and the device ran (evaluation.json); the headline
-    (Y-PSNR, Y-SSIM) also to metrics/eval/seedN/MODEL.json."""
+    (Y-PSNR, Y-SSIM) also to metrics/eval/seedN/MODEL.json. A published checkpoint NAME: to
+    results/external/NAME and metrics/eval/external/NAME.json."""
     params = Params(params_file)
     device_setting = params.string("evaluate.device")
     use_lpips = params.choice("evaluate.lpips", (True, False))
-    if model != "bicubic" and model not in MODEL_NAMES:
-        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
-    if model == "bicubic" and seed is not None:
-        raise ParamError(f"--seed {seed}: bicubic trains nothing, so it has no seed")
-    if model != "bicubic" and seed is None:
+    published = model != "bicubic" and model not in model_names()
+    if published and weights is None:
+        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(model_names())} (or name a published checkpoint given with --weights FILE)")
+    if published:
+        check_checkpoint_name(model, "srbench evaluate")
+    if (model == "bicubic" or published) and seed is not None:
+        raise ParamError(f"--seed {seed}: {'bicubic trains nothing' if model == 'bicubic' else 'a published checkpoint was not trained here'}, so it has no seed")
+    if model != "bicubic" and not published and seed is None:
         seed = read_seeds(params)[0]
-    run = Outputs(model, seed)
+    run = checkpoint_outputs(model) if published else Outputs(model, seed)
     if scale is not None and scale not in SCALES:
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
@@ -108,7 +118,8 @@ def evaluate(
     if out is not None and out.resolve() != run.results.resolve():
         refuse_pipeline_paths("--out", out)
 
-    from srbench.data import bicubic_rounding, load_pairs, pairs_from_hr_folder, read_meta
+    from srbench.checkpoints import load_checkpoint
+    from srbench.data import load_pairs, pairs_from_hr_folder, read_meta
     from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
     from srbench.models import load_model
     from srbench.perceptual import load_lpips
@@ -116,11 +127,21 @@ def evaluate(
     device = pick_device(device_setting)
     out = out or run.results
     headline = None if hr_dir is not None else run.headline
-    rounding = bicubic_rounding(data)
+    prepared = read_meta(data) if hr_dir is None or (data / "meta.json").is_file() else None  # --hr-dir needs no prepared data
+    rounding = prepared.bicubic_rounding if prepared else "per_pass"
 
+    checkpoint: dict = {}
     if model == "bicubic":
-        scale = scale or read_meta(data)["scale"]
+        scale = scale or (prepared or read_meta(data)).scale  # no prepared data: read_meta's one line
         upscale, used_device = bicubic_upscaler(scale, rounding), None
+    elif published:
+        network, detected = load_checkpoint(weights, device)
+        expected = scale if hr_dir is not None else prepared.scale
+        if expected is not None and detected["scale"] != expected:
+            where = "--scale" if hr_dir is not None else f"the prepared data in {data} (prepare.scale)"
+            raise ParamError(f"{weights}: a x{detected['scale']} {detected['architecture']} checkpoint; {where} is x{expected}")
+        checkpoint = {"file": str(weights), "sha256": file_digest(weights), **detected}
+        scale, upscale, used_device = detected["scale"], model_upscaler(network, device), device
     else:
         network, meta = load_model(weights or run.weights, device)
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
@@ -130,9 +151,10 @@ def evaluate(
         sources = evaluation_sets(data)
         pairs = {name: load_pairs(folder) for name, folder in sources.items()}
     lpips, unavailable = load_lpips(device=device) if use_lpips else (None, "off (evaluate.lpips: false)")
-    evaluation = {"lpips": unavailable or "available (alex)", "device": str(used_device or "cpu")}
+    evaluation = {"lpips": unavailable or "available (alex)", "device": str(used_device or "cpu")} | ({"checkpoint": checkpoint} if checkpoint else {})
 
     logged = {"model": model, "seed": "" if seed is None else seed, "scale": scale, "device": evaluation["device"], "test_sets": ",".join(pairs), "bicubic_rounding": rounding}
+    logged |= {f"checkpoint_{key}": value for key, value in checkpoint.items() if key != "tags"}
     ensure_writable(out.parent, *([] if headline is None else [headline.parent]), *output_places())
     lock = "evaluate-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]  # one evaluation into each output folder at a time
     with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model, seed=seed) as mlflow:

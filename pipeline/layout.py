@@ -1,12 +1,15 @@
 """Where the pipeline's stages write each model's files, per training seed, and which seeds
 (``train.seeds``: dvc.yaml's ``train`` and ``evaluate`` stages fan out over model x seed):
 ``models/seed0/vdsr.pt``, ``results/seed0/vdsr/``, ... Bicubic has no seed:
-``results/bicubic/``, ``metrics/eval/bicubic.json``."""
+``results/bicubic/``, ``metrics/eval/bicubic.json``; nor has a published checkpoint NAME:
+``results/external/NAME/``, ``metrics/eval/external/NAME.json``."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.params import ParamError, Params
+from srbench.names import model_names
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,20 @@ def read_seeds(params: Params) -> list[int]:
     if not valid or len(set(seeds)) != len(seeds):
         raise ParamError(f"{params.path}: train.seeds = {seeds!r}: a list of distinct integers from 0 to 2^32 - 1, e.g. [0] or [0, 1, 2]")
     return seeds
+
+
+CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a published checkpoint's name: results/external/NAME
+
+
+def checkpoint_outputs(name: str) -> Outputs:
+    """Where the evaluation of the published checkpoint ``name`` goes: results/external/NAME,
+    metrics/eval/external/NAME.json (``report.external`` lists them)."""
+    return Outputs(f"external/{name}")
+
+
+def check_checkpoint_name(name: str, where: str) -> None:
+    """Refuse, naming ``where``, a checkpoint name that is not a plain file name or that is bicubic's or a model's."""
+    if not CHECKPOINT_NAME.fullmatch(name):
+        raise ParamError(f"{where}: checkpoint name {name!r}: letters, digits and . _ + - (a folder name under results/external)")
+    if name == "bicubic" or name in model_names():
+        raise ParamError(f"{where}: checkpoint name {name!r} is bicubic's or a srbench model's: choose another (e.g. {name}-published)")

@@ -55,5 +55,5 @@ def prepare(
                 raw, out, scale=scale, patch_size=patch_size, stride=stride, workers=workers, dataset=dataset, rounding=rounding,
                 checked=checked,
             )
-            mlflow.log_metrics({"train_patches": meta["train_patches"], "valid_images": len(meta["valid_images"])})
-            mlflow.set_tags({"lr_source": meta["lr_source"], "dataset": dataset})
+            mlflow.log_metrics({"train_patches": meta.train_patches, "valid_images": len(meta.valid_images)})
+            mlflow.set_tags({"lr_source": meta.lr_source, "dataset": dataset})

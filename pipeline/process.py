@@ -29,17 +29,39 @@ class Terminated(BaseException):
 
 
 _terminating = False
+_deferring = 0  # depth of sigterm_deferred blocks
+_held: str | None = None  # a signal that arrived inside one
 
 
 def stop_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` in this process, and remember it (:func:`terminating`)."""
+    """Turn SIGTERM into :class:`Terminated` in this process (held back inside
+    :func:`sigterm_deferred`), and remember it (:func:`terminating`)."""
 
     def handler(signum: int, frame: Any) -> None:
-        global _terminating
+        global _terminating, _held
         _terminating = True
+        if _deferring:
+            _held = signal.Signals(signum).name
+            return
         raise Terminated(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold back a SIGTERM that arrives inside the block until it ends, then raise
+    :class:`Terminated`: for writes that must not be cut in half, such as MLflow's to its SQLite
+    store (a write cut by SIGTERM once left the database locked for the run's KILLED mark)."""
+    global _deferring, _held
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _held is not None:
+            name, _held = _held, None
+            raise Terminated(name)
 
 
 def wait_passing_signals(process: subprocess.Popen, grace: float) -> int:

@@ -18,7 +18,7 @@ from pipeline.layout import read_seeds
 from pipeline.params import ParamError, Params
 from srbench.errors import SrbenchError
 from srbench.files import file_digest, tree_digest
-from srbench.names import GAN_MODELS, MODEL_NAMES
+from srbench.names import model_names
 
 if TYPE_CHECKING:  # torch and the modules importing it load when a recipe is built, not for `srbench --help`
     import torch
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # torch and the modules importing it load when a recipe is bu
     from srbench.sampling import PatchSampler
     from srbench.train import Objective, OptimizerConfig
 
-CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")  # Ledig et al. 2017, Table 1: SRGAN-MSE, -VGG22, -VGG54; vgg34: the study's
 #: The code that shapes a trained model (the train stages' code deps in dvc.yaml), under src/srbench.
 TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degradation.py", "colour.py", "models")
 
@@ -36,8 +35,9 @@ TRAINING_CODE = ("train.py", "sampling.py", "distributed.py", "losses.py", "degr
 class Recipe:
     """What a training of ``model`` learns from: its params section, ``train.precision``, the
     seed and the budget (``steps`` and the optimiser's step counts already scaled by it).
-    ``arch`` is None for srgan, which keeps the architecture of the SRResNet it starts from;
-    ``loss_scale`` is the pixel-loss models', the content loss and adversarial weight the GANs'."""
+    ``arch`` is None for a model that keeps the architecture of the one it starts from (srgan,
+    from srresnet: ``ModelSpec.starts_from``); ``loss_scale`` is the pixel-loss models', the
+    content loss and adversarial weight the adversarial ones'."""
 
     model: str
     seed: int
@@ -121,32 +121,37 @@ def read_recipe(params: Params, model: str, budget: float | None = None, seed: i
     """``model``'s recipe, every param it uses checked before any work starts; ``budget``
     replaces ``train.budget`` (the fraction of the recipe's steps and schedule to run), ``seed``
     the first of ``train.seeds`` (which are checked either way)."""
-    if model not in MODEL_NAMES:
-        raise ParamError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
-    from srbench.models import CHANNELS, check_arch
+    if model not in model_names():  # before torch is imported: a usage error answers at once
+        raise ParamError(f"unknown model {model!r}: choose one of {', '.join(model_names())}")
+    from srbench.models import CHANNELS, check_arch, model_spec
     from srbench.train import PRECISIONS
 
+    try:
+        spec = model_spec(model)
+    except SrbenchError as error:
+        raise ParamError(str(error)) from error
     budget = params.positive_float("train.budget") if budget is None else budget
     seeds = read_seeds(params)
     steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
-    channels_key = "srresnet.channels" if model == "srgan" else f"{model}.channels"  # srgan goes on from the SRResNet
+    channels_key = f"{spec.starts_from or model}.channels"  # srgan goes on in the channels of the SRResNet it starts from
     channels = params.choice(channels_key, CHANNELS)
-    if model in GAN_MODELS and channels != "rgb":
-        raise ParamError(f"{params.path}: {channels_key} = {channels!r}: {model} trains on RGB (its discriminator judges colour images)")
+    if channels not in spec.channels:
+        why = " (its discriminator judges colour images)" if spec.adversarial else ""
+        raise ParamError(f"{params.path}: {channels_key} = {channels!r}: {model} trains on {' or '.join(spec.channels)}{why}")
     rgb_permutation = params.choice(f"{model}.rgb_permutation", (True, False))
     if rgb_permutation and channels != "rgb":
         raise ParamError(f"{params.path}: {model}.rgb_permutation = true: only for RGB training ({channels_key} is {channels!r})")
     values: dict[str, Any] = {}
-    if model not in GAN_MODELS:
+    if not spec.adversarial:
         values["loss_scale"] = params.positive_float(f"{model}.loss_scale")
-    if model != "srgan":  # srgan keeps the architecture of the SRResNet it starts from
+    if spec.starts_from is None:  # else the architecture of the model it starts from (its --init weights)
         values["arch"] = params.section(f"{model}.arch")
         try:
             check_arch(model, values["arch"])
         except SrbenchError as error:
             raise ParamError(f"{params.path}: {error}") from error
-    if model in GAN_MODELS:
-        values["content_loss"] = params.choice(f"{model}.content_loss", CONTENT_LOSSES)
+    if spec.adversarial:
+        values["content_loss"] = params.choice(f"{model}.content_loss", spec.content_losses)
         values["adversarial_weight"] = params.positive_float(f"{model}.adversarial_weight")
         if values["content_loss"] != "mse":
             values["vgg_weights"] = params.choice(f"{model}.vgg_weights", ("imagenet", "random"))
@@ -197,16 +202,17 @@ def build_objective(recipe: Recipe, run: RunSettings, network: torch.nn.Module, 
 
     from srbench.distributed import World
     from srbench.losses import VGGContentLoss
-    from srbench.models import Discriminator, SRGANStudyDiscriminator
+    from srbench.models import model_spec
     from srbench.train import AdversarialObjective, PixelObjective, Precision
 
     world = World() if world is None else world
     precision = Precision(device, recipe.precision)
     network.to(memory_format=memory_format(run))
-    if recipe.model not in GAN_MODELS:
+    spec = model_spec(recipe.model)
+    if spec.discriminator is None:
         objective: Objective = PixelObjective(network, recipe.optimizer, precision, recipe.loss_scale)
     else:
-        discriminator = Discriminator() if recipe.model == "srgan" else SRGANStudyDiscriminator(input_size=recipe.patch_size)
+        discriminator = spec.discriminator(recipe.patch_size)
         if recipe.content_loss == "mse":
             content_loss: torch.nn.Module = torch.nn.MSELoss()
         else:
@@ -241,19 +247,25 @@ def fingerprint(recipe: Recipe, scale: int, data: Path, init: Path | None) -> di
     """What shapes a training run, kept in its checkpoints so that ``--resume`` continues only
     the same run: the recipe, the prepared data (meta.json, validation pairs, and sampled blocks
     of the patch stores), the training code, PyTorch's version and the ``--init`` weights (which
-    also fix srgan's architecture)."""
+    also fix srgan's architecture). A model from another package adds its network's module."""
+    import inspect
+
     import torch
+
+    from srbench.models import model_spec
 
     package = Path(srbench.__file__).parent
     code = [package / name for name in TRAINING_CODE if (package / name).is_file()]
     code += [path for name in TRAINING_CODE if (package / name).is_dir() for path in (package / name).glob("*.py")]
     stores = [data / "train_hr.npy", data / "train_lr.npy"]
+    network_file = Path(inspect.getfile(model_spec(recipe.model).network)).resolve()
     return {
         "model": recipe.model,
         "scale": scale,
         "settings": dataclasses.asdict(recipe),
         "data": tree_digest([data / "meta.json", *(data / "valid").rglob("*.png")], data) + tree_digest(stores, data, sample_blocks=64)[:16],
         "code": tree_digest([*code, Path(__file__)], package.parents[1]),
+        **({} if network_file.is_relative_to(package.resolve()) else {"network_code": file_digest(network_file)}),
         "torch": str(torch.__version__),  # a TorchVersion object would not load weights-only
         "init": None if init is None else file_digest(init),
     }
@@ -264,12 +276,13 @@ def fresh_training(
 ) -> tuple[Recipe, RunSettings, Objective, PatchSampler]:
     """``model``'s recipe from scratch for ``steps`` steps, its whole schedule (warm-up, decay)
     compressed or stretched into them as ``train.budget`` would, with ``overrides`` of recipe or
-    run settings by field name (None: keep); srgan starts from a fresh SRResNet. The recipe and
+    run settings by field name (None: keep); a model that starts from another (srgan) starts
+    from a fresh one of that architecture. The recipe and
     run settings, the objective and the sampler (for `srbench check` and the benchmarks)."""
     import torch
 
     from srbench.data import read_meta
-    from srbench.models import build_model
+    from srbench.models import build_model, model_spec
     from srbench.train import use_deterministic_kernels
 
     recipe = read_recipe(params, model, budget=steps / params.integer(f"{model}.steps", minimum=1))
@@ -283,6 +296,7 @@ def fresh_training(
     run = dataclasses.replace(run, **{key: value for key, value in given.items() if key in run_fields})
     use_deterministic_kernels(run.deterministic)
     torch.manual_seed(recipe.seed)
-    arch = params.section("srresnet.arch") if model == "srgan" else recipe.arch
-    network = build_model(model, read_meta(data)["scale"], arch, recipe.channels).to(device)
+    starts_from = model_spec(model).starts_from
+    arch = recipe.arch if starts_from is None else params.section(f"{starts_from}.arch")
+    network = build_model(model, read_meta(data).scale, arch, recipe.channels).to(device)
     return recipe, run, build_objective(recipe, run, network, device), build_sampler(data, recipe, run, device)

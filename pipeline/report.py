@@ -1,29 +1,34 @@
 """`srbench report`: per test set, a table of means (with the published numbers beside the
 measured ones), for the validation images a table per image, and the models with a colour cast on
 some image; one crop comparison figure per validation image and the training curves against time
-and images seen, in reports/."""
+and images seen, in reports/. Published checkpoints (``report.external``) are rows too, marked
+as not trained here."""
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipeline.layout import Outputs, read_seeds
+from pipeline.layout import Outputs, check_checkpoint_name, checkpoint_outputs, read_seeds
 from pipeline.outputs import ensure_writable
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.files import staged_folder, write_text
-from srbench.names import COST_KEYS, CUDA_COST_KEYS, GAN_MODELS, MODEL_NAMES
-from srbench.published import SOURCES, published
+from srbench.names import COST_KEYS, CUDA_COST_KEYS, model_names
+from srbench.published import BICUBIC, BICUBIC_SOURCE
+
+if TYPE_CHECKING:
+    from srbench.data import PreparedMeta
 
 CARD_KEYS = ("device", "device_name", "precision")  # of a model card, models/seedN/MODEL.json
 COLOUR_KEYS = ("mean_error_r", "mean_error_g", "mean_error_b")
 SET_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", *COLOUR_KEYS, "max_worst_channel_error", "megapixels_per_second", "n_images")  # of each test set in results/seedN/MODEL/metrics.json
 IMAGE_KEYS = ("psnr_y", "ssim_y", *COLOUR_KEYS, "worst_channel_error")  # of each image in results/seedN/MODEL/SET/per_image.json
-STARTS_FROM = {"srgan": "srresnet"}  # a model trained from another's weights: its cost includes that model's
 
 
 def _read_json(path: Path, stage: str) -> Any:
@@ -32,12 +37,29 @@ def _read_json(path: Path, stage: str) -> Any:
     return json.loads(path.read_text())
 
 
+EXTERNAL_MARK = " (not trained here)"  # after a published checkpoint's name in the tables
+
+
 def _evaluate_command(run: Outputs) -> str:
+    if run.model.startswith("external/"):
+        return f"evaluate {run.model.removeprefix('external/')} --weights FILE (report.external)"
     return f"evaluate {run.model}" + ("" if run.seed is None else f" --seed {run.seed}")
 
 
 def _train_command(run: Outputs) -> str:
     return f"train {run.model} --seed {run.seed}"
+
+
+def _published(method: str, test_set: str, scale: int) -> tuple[tuple[float, float], str] | None:
+    """The published (Y-PSNR, Y-SSIM) of ``method`` on ``test_set`` at ``scale`` and their source, or None."""
+    from srbench.models import model_spec
+
+    if method == "bicubic":
+        numbers, source = BICUBIC.get((test_set, scale)), BICUBIC_SOURCE
+    else:
+        spec = model_spec(method)
+        numbers, source = spec.published.get((test_set, scale)), spec.published_source
+    return None if numbers is None else (numbers, source)
 
 
 def _evaluated(run: Outputs) -> dict:
@@ -94,12 +116,12 @@ def _per_image(run: Outputs, set_name: str, expected: list[str] | None) -> dict[
     return per_image
 
 
-def _set_title(set_name: str, meta: dict) -> tuple[str, str]:
+def _set_title(set_name: str, meta: PreparedMeta) -> tuple[str, str]:
     """(heading, key of the published numbers) of a test set."""
     if set_name != "valid":
         return set_name, set_name
-    heading = f"{meta['dataset']} validation ({', '.join(meta['valid_images'])})"
-    return heading, "DIV2K" if meta["dataset"] == "DIV2K" else heading
+    heading = f"{meta.dataset} validation ({', '.join(meta.valid_images)})"
+    return heading, "DIV2K" if meta.dataset == "DIV2K" else heading
 
 
 def _devices(cards: dict[str, dict]) -> str:
@@ -119,30 +141,42 @@ def report(
 ) -> None:
     """Compare bicubic and the trained models: report.md, comparison_IMAGE.png, training_curves.png."""
     params = Params(params_file)
-    models = params.get("report.models")
-    if not isinstance(models, list) or not models or models[0] != "bicubic" or not set(models[1:]) <= set(MODEL_NAMES):
-        raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(MODEL_NAMES)}")
+    models, known = params.get("report.models"), model_names()
+    if not isinstance(models, list) or not models or models[0] != "bicubic" or not set(models[1:]) <= set(known):
+        raise ParamError(f"{params.path}: report.models = {models!r}: a list starting with bicubic, then any of {', '.join(known)}")
     crop_size = params.integer("report.crop_size", minimum=16)  # room for SSIM's 11-px window
     crop_images = params.integer("report.crop_images", minimum=1)
     departures = params.section("report.departures")
-    if not set(departures) <= set(MODEL_NAMES) or not all(isinstance(text, str) and text for text in departures.values()):
+    if not set(departures) <= set(known) or not all(isinstance(text, str) and text for text in departures.values()):
         raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
+    external = params.section("report.external")
+    for name, weights in external.items():
+        check_checkpoint_name(str(name), f"{params.path}: report.external")
+        if not isinstance(weights, str) or not weights:
+            raise ParamError(f"{params.path}: report.external.{name} = {weights!r}: the checkpoint's file")
     seeds = read_seeds(params)
-    from srbench.data import bicubic_rounding  # imported here: srbench.data loads torch, which `srbench --help` must not
+    from srbench.data import read_meta  # imported here: srbench.data loads torch, which `srbench --help` must not
+    from srbench.models import model_spec
     from srbench.stats import mean_over_seeds
 
-    meta = _read_json(data / "meta.json", "prepare")
-    rounding = bicubic_rounding(data)
-    scale = meta["scale"]
+    specs = {model: model_spec(model) for model in models[1:]}
+    starts_from = {model: spec.starts_from for model, spec in specs.items() if spec.starts_from}  # its cost includes that model's
+
+    meta = read_meta(data)
+    scale = meta.scale
     trained_models = models[1:]
     runs = {"bicubic": [Outputs("bicubic")]} | {model: [Outputs(model, seed) for seed in seeds] for model in trained_models}
+    runs |= {name + EXTERNAL_MARK: [checkpoint_outputs(name)] for name in external}
 
     evaluated = {model: [_evaluated(run) for run in model_runs] for model, model_runs in runs.items()}  # model -> one per seed
     set_names = _test_sets(runs["bicubic"][0].results / "metrics.json", evaluated["bicubic"][0], None)
-    for model in trained_models:
+    for model in list(runs)[1:]:
         for run, metrics in zip(runs[model], evaluated[model]):
             _test_sets(run.results / "metrics.json", metrics, set_names)
     evaluation = {model: _read_json(model_runs[0].results / "evaluation.json", _evaluate_command(model_runs[0])) for model, model_runs in runs.items()}
+    checkpoints = {name: evaluation[name + EXTERNAL_MARK].get("checkpoint") for name in external}
+    if missing := [name for name, checkpoint in checkpoints.items() if not checkpoint]:
+        raise SrbenchError(f"{checkpoint_outputs(missing[0]).results / 'evaluation.json'}: no checkpoint key (not an evaluation of a published checkpoint)")
     trained = {model: [_training_summary(run) for run in runs[model]] for model in trained_models}
     cards = {model: [_card(run) for run in runs[model]] for model in trained_models}
     if "lpips" not in evaluation["bicubic"]:
@@ -151,7 +185,7 @@ def report(
     for set_name in set_names:
         bicubic = _per_image(runs["bicubic"][0], set_name, None)
         per_image[set_name] = {"bicubic": bicubic}
-        for model in trained_models:
+        for model in list(runs)[1:]:
             seeds_per_image = [_per_image(run, set_name, sorted(bicubic)) for run in runs[model]]
             per_image[set_name][model] = {name: mean_over_seeds([one[name] for one in seeds_per_image], ()) for name in sorted(bicubic)}
     histories = {model: [run.curves for run in runs[model]] for model in trained_models}
@@ -185,18 +219,22 @@ def report(
         for set_name in set_names:
             heading, published_key = _set_title(set_name, meta)
             rows = []
-            for model in models:
-                row = {"name": model, **mean_over_seeds([seed[set_name] for seed in evaluated[model]]), "published": published(published_key, scale, model)}
+            for model in runs:
+                found = None if model.endswith(EXTERNAL_MARK) else _published(model, published_key, scale)
+                row = {"name": model, **mean_over_seeds([seed[set_name] for seed in evaluated[model]]), "published": found and found[0]}
+                if model.endswith(EXTERNAL_MARK):
+                    row["n_parameters"] = checkpoints[model.removesuffix(EXTERNAL_MARK)]["parameters"]
                 if model in trained:
-                    before = costs[STARTS_FROM[model]]["training_seconds"] if STARTS_FROM.get(model) in costs else 0.0
+                    before = costs[starts_from[model]]["training_seconds"] if starts_from.get(model) in costs else 0.0
                     row |= {"n_parameters": trained[model][0]["n_parameters"], "training_seconds": before + costs[model]["training_seconds"]}
-                if row["published"]:
-                    cited.add(model)
+                if found:
+                    cited.add(found[1])
                 rows.append(row)
-                mlflow.log_metrics({f"{set_name}_{model}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
+                logged_name = model.removesuffix(EXTERNAL_MARK)
+                mlflow.log_metrics({f"{set_name}_{logged_name}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
             section = (
                 f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][0][set_name]['n_images']} images:\n\n{markdown_table(rows)}"
-                f"\n{seeds_line(seeds)}\n{conventions(scale, meta['lr_source'], rounding)}"
+                f"\n{seeds_line(seeds)}\n{conventions(scale, meta.lr_source, meta.bicubic_rounding)}"
             )
             if set_name == "valid":
                 section += (
@@ -208,7 +246,7 @@ def report(
             sections.append(section + "\n" + "\n\n".join(colour_cast_lines(per_image[set_name])) + "\n")
 
         notes = [
-            f"Scale x{scale}; training data: {meta['dataset']}, {meta['train_patches']} patches of {meta['patch_size']} px "
+            f"Scale x{scale}; training data: {meta.dataset}, {meta.train_patches} patches of {meta.patch_size} px "
             "(the LR images: each table's conventions line).",
             "Colour error: the mean of SR − HR in each RGB channel (R / G / B, grey levels of 0-255, `scale` pixels cropped), "
             "averaged over the images, then the largest of any one image: a colour cast or brightness shift, which PSNR hides; "
@@ -217,18 +255,27 @@ def report(
             "Keras accuracy: the study's Keras `accuracy` metric: fraction of pixels whose dominant colour channel matches HR; "
             "not a fidelity measure.",
             f"Trained on: {_devices(first_cards) if cards else '–'}; training time is the training loop's, validation excluded"
-            + (", srgan's with the srresnet it starts from" if "srgan" in trained and "srresnet" in trained else "")
+            + "".join(f", {model}'s with the {start} it starts from" for model, start in starts_from.items() if start in trained)
             + " (the cost table: the wall time and the rest).",
             f"Inference measured on: {', '.join(sorted({str(e['device']) for e in evaluation.values()}))}.",
-            "`-seed` rows are the study's (Dias & Binkowski) architectures and recipes; the others the papers'.",
+            "Architectures and recipes: " + "; ".join(f"{model}: {spec.paper}" for model, spec in specs.items()) + ".",
         ]
-        notes += [f"{model} content loss: {first_cards[model]['content_loss']}." for model in GAN_MODELS if "content_loss" in first_cards.get(model, {})]
+        notes += [f"{model} content loss: {first_cards[model]['content_loss']}." for model in trained_models if "content_loss" in first_cards.get(model, {})]
         if cited:
-            sources = sorted({SOURCES[model] for model in cited})
-            notes.append(f"Published numbers are the papers' ({'; '.join(sources)}), not measured here.")
+            notes.append(f"Published numbers are the papers' ({'; '.join(sorted(cited))}), not measured here.")
+        if external:
+            notes.append(
+                f"Rows marked{EXTERNAL_MARK}: published checkpoints, their architecture and scale detected from the "
+                "weights (spandrel), evaluated here with this protocol: "
+                + "; ".join(
+                    f"{name}: {c['architecture']} x{c['scale']} ({', '.join(c['tags'])}), {c['file']} (sha256 {c['sha256'][:12]})"
+                    for name, c in checkpoints.items()
+                )
+                + "."
+            )
         text = "# srbench comparison\n\n" + "\n".join(sections) + "\n" + "".join(f"- {escape_html(note)}\n" for note in notes)
         if costs:
-            text += "\n## Cost\n\n" + cost_table(costs, first_cards, STARTS_FROM)
+            text += "\n## Cost\n\n" + cost_table(costs, first_cards, starts_from)
         if departures:
             text += "\n## Where this profile departs from the papers\n\n" + "".join(f"- **{model}**: {escape_html(note)}\n" for model, note in departures.items())
 
@@ -248,7 +295,10 @@ def report(
             "## Training curves\n\nValidation Y-PSNR and training loss against training time (minutes) and training images "
             "seen (steps x batch size, the batch of all processes together), bicubic dashed"
             + ("" if len(seeds) == 1 else f"; one line per seed ({len(seeds)}) in each model's colour")
-            + ("; srgan's curves are its adversarial phase only, from the trained srresnet" if "srgan" in trained else "")
+            + "".join(
+                f"; {model}'s curves are its {'adversarial ' if specs[model].adversarial else ''}phase only, from the trained {start}"
+                for model, start in starts_from.items()
+            )
             + ".\n\n![Training curves](training_curves.png)\n"
         )
 

@@ -20,6 +20,7 @@ Every run records the process logging it (``srbench.host``, ``srbench.pid``,
 reboot) is marked KILLED when the next run starts on the same host.
 """
 
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import types
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
@@ -35,7 +37,7 @@ from typing import Any
 
 
 from pipeline.outputs import dvc_paths
-from pipeline.process import Terminated, terminating
+from pipeline.process import Terminated, sigterm_deferred, terminating
 
 logger = logging.getLogger("srbench")
 
@@ -357,14 +359,38 @@ def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[s
     mlflow.log_input(dataset, context=context, tags=tags)
 
 
+class _Deferring:
+    """A module (mlflow, or one of its submodules) whose every function runs with SIGTERM held
+    back until it returns (:func:`pipeline.process.sigterm_deferred`): a stop never cuts a write
+    to the tracking store in half."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._module, name)
+        if isinstance(value, types.ModuleType):
+            return _Deferring(value)
+        if not callable(value) or isinstance(value, type):
+            return value
+
+        @functools.wraps(value)
+        def deferred(*args: Any, **kwargs: Any) -> Any:
+            with sigterm_deferred():
+                return value(*args, **kwargs)
+
+        return deferred
+
+
 @contextmanager
 def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None, seed: int | None = None) -> Iterator[Any]:
     """Start an MLflow run in the ``srbench`` experiment, named ``STAGE@MODEL #N`` (``STAGE #N``
     without a model; N numbers the runs of that name), tagged with the stage (DVC's name for it
     under DVC), model, training seed (if any), git commit, DVC experiment and process, and yield the ``mlflow`` module to
-    log with. SIGTERM (:class:`Terminated`, or any error once the process was sent SIGTERM) or
-    Ctrl-C inside marks the run KILLED, another exception FAILED; both propagate. Runs of this
-    host left RUNNING by a process that has ended are marked KILLED first."""
+    log with (each of its calls shielded from SIGTERM while it writes: :class:`_Deferring`).
+    SIGTERM (:class:`Terminated`, or any error once the process was sent SIGTERM) or Ctrl-C
+    inside marks the run KILLED, another exception FAILED; both propagate. Runs of this host left
+    RUNNING by a process that has ended are marked KILLED first."""
     import mlflow  # imported here so that `srbench --help` and param errors stay fast
     from mlflow.entities import RunStatus
 
@@ -384,10 +410,12 @@ def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None, see
     tags |= _this_process()
     with mlflow.start_run(run_name=_next_name(client, experiment_id, base), tags=tags) as run:
         try:
-            _settle_name(client, run, base)
-            mlflow.log_params(_flatten(params))
-            yield mlflow
+            with sigterm_deferred():
+                _settle_name(client, run, base)
+                mlflow.log_params(_flatten(params))
+            yield _Deferring(mlflow)
         except BaseException as error:
             if isinstance(error, (Terminated, KeyboardInterrupt)) or terminating():  # e.g. a collective whose peer was stopped first
-                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))  # start_run's exit then leaves it
+                with sigterm_deferred():  # a second SIGTERM waits for the mark
+                    mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))  # start_run's exit then leaves it
             raise

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-import srbench
 from pipeline.layout import Outputs
 from pipeline.outputs import ensure_writable, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
@@ -28,7 +27,7 @@ from pipeline.process import logger, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
 from pipeline.tracking import log_dataset, mlflow_run, output_places
 from srbench.files import atomic_path, naming, write_text
-from srbench.names import GAN_MODELS, MODEL_NAMES
+from srbench.names import model_names
 
 if TYPE_CHECKING:  # torch and the modules importing it load inside the commands: `srbench --help` stays fast
     import torch
@@ -48,13 +47,15 @@ def _history_csv(history: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _srresnet_to_start_from(init: Path, scale: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """srgan's starting point: the trained SRResNet in ``init`` and its architecture."""
-    from srbench.models import load_model
+def _starting_point(init: Path, recipe: Recipe, scale: int, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Where a model that starts from another's weights starts (srgan: the trained SRResNet):
+    the network in ``init`` and its architecture, checked against the recipe's model, scale and channels."""
+    from srbench.models import load_model, model_spec
 
+    expected = model_spec(recipe.model).starts_from
     network, meta = load_model(init, device)
-    if meta["name"] != "srresnet" or meta["scale"] != scale or meta["channels"] != "rgb":
-        raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']} ({meta['channels']}), expected srresnet x{scale} (rgb)")
+    if meta["name"] != expected or meta["scale"] != scale or meta["channels"] != recipe.channels:
+        raise ParamError(f"--init {init}: holds {meta['name']} x{meta['scale']} ({meta['channels']}), expected {expected} x{scale} ({recipe.channels})")
     return network.train(), meta["arch"]
 
 
@@ -90,11 +91,11 @@ def _launch_torchrun(outputs: Outputs, nproc: int, arguments: list[str]) -> None
 
 
 def train(
-    model: str = typer.Argument(..., help=f"One of: {', '.join(MODEL_NAMES)}."),
+    model: str = typer.Argument(..., help=f"One of: {', '.join(model_names())}."),
     seed: int = typer.Option(None, min=0, max=2**32 - 1, help="The seed (batches, initial weights) [default: the first of train.seeds]."),
     params_file: Path = PARAMS_OPTION,
     data: Path = typer.Option(Path("data/prepared"), help="Output of srbench prepare."),
-    init: Path = typer.Option(None, "--init", help="srgan only: the trained SRResNet weights it starts from."),
+    init: Path = typer.Option(None, "--init", help="The trained weights a model that starts from another's begins with (srgan: srresnet's)."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue from checkpoints/seedN/MODEL.pt, if it was made by this same run (params, data, code)."
     ),
@@ -108,9 +109,15 @@ def train(
     params = Params(params_file)
     recipe, run = read_recipe(params, model, seed=seed), read_run_settings(params)
     outputs = Outputs(model, recipe.seed)
-    if (model == "srgan") != (init is not None):
-        raise ParamError(f"srgan starts from a trained SRResNet: pass --init {Outputs('srresnet', recipe.seed).weights} (and only for srgan)")
     import torch
+
+    from srbench.models import model_spec
+
+    spec = model_spec(model)
+    if spec.starts_from is not None and init is None:
+        raise ParamError(f"{model} starts from a trained {spec.starts_from}: pass --init {Outputs(spec.starts_from, recipe.seed).weights}")
+    if spec.starts_from is None and init is not None:
+        raise ParamError(f"--init: {model} trains from scratch (--init is only for a model that starts from another's weights, such as srgan)")
 
     from srbench.data import read_meta
     from srbench.distributed import World
@@ -120,12 +127,12 @@ def train(
     processes = max(world.size, run.nproc)
     if recipe.batch_size % processes:
         raise ParamError(f"{params.path}: {model}.batch_size = {recipe.batch_size}: must be a multiple of the {processes} processes")
-    scale = read_meta(data)["scale"]
+    scale = read_meta(data).scale
     device = pick_device(run.device)
     if device.type == "cuda" and run.nproc > torch.cuda.device_count():
         raise ParamError(f"{params.path}: train.nproc = {run.nproc}: this machine has {torch.cuda.device_count()} GPU(s)")
     if init is not None and not init.is_file():
-        raise ParamError(f"--init {init}: file not found (train srresnet first)")
+        raise ParamError(f"--init {init}: file not found (train {spec.starts_from} first)")
     # every place it writes, checked before it starts: a read-only folder or a full disk is found before the training
     ensure_writable(*(path.parent for path in (outputs.weights, outputs.training_summary, outputs.curves, outputs.checkpoint)), *output_places())
     run_fingerprint = fingerprint(recipe, scale, data, init)
@@ -175,7 +182,7 @@ def _train(
     if init is None:
         network = build_model(model, scale, recipe.arch, recipe.channels).to(device)
     else:
-        network, arch = _srresnet_to_start_from(init, scale, device)
+        network, arch = _starting_point(init, recipe, scale, device)
         recipe = dataclasses.replace(recipe, arch=arch)
     sampler = build_sampler(data, recipe, run, device, world)
     valid_pairs = load_pairs(data / "valid")
@@ -208,14 +215,14 @@ def _train(
         "steps": recipe.steps,
         "batch_size": recipe.batch_size,
     }
-    if model in GAN_MODELS:
+    if recipe.content_loss is not None:
         card["content_loss"] = recipe.describe_content_loss()
     logged = {key: value for key, value in (recipe.as_params() | dataclasses.asdict(run)).items() if key not in ("device", "precision")}
     logged |= {key: card[key] for key in ("device", "device_name", "precision", "world_size")}
     logged |= {"device_requested": run.device, "precision_requested": recipe.precision}
     logged |= {"scale": scale, "n_parameters": count_parameters(network), "init": str(init or "")} | machine
     with mlflow_run("train", logged, model=model, seed=outputs.seed) as mlflow:
-        if model in GAN_MODELS:
+        if "content_loss" in card:
             mlflow.set_tag("content_loss", card["content_loss"])
         data_digest = hashlib.sha256(run_fingerprint["data"].encode()).hexdigest()[:16]
         log_dataset(mlflow, data, data_digest, "training")
@@ -294,19 +301,27 @@ IMAGE_BATCH = (-1, 3, -1, -1)
 
 def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
     """Log ``network`` as the MLflow model ``model`` and register it as a new version of
-    ``srbench-MODEL``, with its signature, a small input example, its requirements and srbench's
-    code (so that it loads where srbench is not installed)."""
+    ``srbench-MODEL``, with its signature, a small input example, its requirements and the code
+    of srbench and of the package declaring the model (so that it loads where neither is installed)."""
+    import importlib
+
     import numpy as np
     import torch
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
+
+    from srbench.models import model_spec
+
+    def package_code(module_name: str) -> str:
+        top = Path(importlib.import_module(module_name.split(".")[0]).__file__)
+        return str(top.parent if top.name == "__init__.py" else top)
 
     images = Schema([TensorSpec(np.dtype(np.float32), IMAGE_BATCH)])
     example = np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)
     mlflow.pytorch.log_model(
         network.cpu().eval(), name=model, registered_model_name=f"srbench-{model}", serialization_format="pickle",
         signature=ModelSignature(inputs=images, outputs=images), input_example=example,
-        code_paths=[str(Path(srbench.__file__).parent)],
+        code_paths=sorted({package_code("srbench"), package_code(model_spec(model).network.__module__)}),
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
     )
 

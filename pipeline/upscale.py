@@ -9,12 +9,12 @@ from pipeline.layout import Outputs
 from pipeline.outputs import ensure_writable
 from pipeline.params import ParamError
 from pipeline.process import logger
-from srbench.names import MODEL_NAMES, SCALES, TILE
+from srbench.names import SCALES, TILE, model_names
 
 
 def upscale(
     inputs: list[str] = typer.Argument(..., help="PNG or JPEG images, folders of them, or glob patterns."),
-    model: str = typer.Option("vdsr", "--model", help=f"bicubic or one of: {', '.join(MODEL_NAMES)}."),
+    model: str = typer.Option("vdsr", "--model", help=f"bicubic or one of: {', '.join(model_names())}."),
     out: Path = typer.Option(..., "--out", help="Folder for the PNG results."),
     seed: int = typer.Option(0, min=0, max=2**32 - 1, help="The training seed of the pipeline's model to use."),
     weights: Path = typer.Option(None, help="Model weights [default: models/seedN/MODEL.pt]."),
@@ -27,8 +27,8 @@ def upscale(
     fits in bounded memory and the result equals one pass over the whole image."""
     if model == "bicubic" and scale not in SCALES:
         raise ParamError(f"--scale {scale}: bicubic needs --scale 2, 3 or 4")
-    if model != "bicubic" and model not in MODEL_NAMES:
-        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(MODEL_NAMES)}")
+    if model != "bicubic" and model not in model_names():
+        raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(model_names())}")
     from srbench.images import read_image, write_png, write_png_rows  # numpy and Pillow: after the cheap checks
     from srbench.progress import progress
     from srbench.tiling import tile_count

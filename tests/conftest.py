@@ -13,7 +13,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from srbench.data import prepare  # noqa: E402
-from srbench.download import export_samples  # noqa: E402
+from srbench.download.local import export_samples  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srbench.download import Archive
+from srbench.download.catalogue import Archive
 
 # Two images per set, named like the real ones; HR sides are multiples of 12 (= lcm of 2, 3, 4).
 BENCHMARK_IMAGES = {

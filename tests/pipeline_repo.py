@@ -28,9 +28,10 @@ STAGES = stages()
 
 
 def merge(base: dict, override: dict) -> dict:
-    """``base`` updated in place with ``override``, nested sections merged (``arch`` replaced whole)."""
+    """``base`` updated in place with ``override``, nested sections merged (``arch`` replaced
+    whole), new ones added."""
     for key, value in override.items():
-        base[key] = merge(base[key], value) if isinstance(value, dict) and key != "arch" else value
+        base[key] = merge(base[key], value) if key in base and isinstance(value, dict) and key != "arch" else value
     return base
 
 

@@ -95,7 +95,7 @@ def test_bad_params_fail_before_any_work(
 
 def test_srgan_needs_the_srresnet_it_starts_from(workdir: Path) -> None:
     assert_one_line_error(srbench("train", "srgan", cwd=workdir), "--init models/seed0/srresnet.pt")
-    assert_one_line_error(srbench("train", "vdsr", "--init", "x.pt", cwd=workdir), "only for srgan")
+    assert_one_line_error(srbench("train", "vdsr", "--init", "x.pt", cwd=workdir), "--init: vdsr trains from scratch")
 
 
 def test_the_default_params_are_the_quick_profile() -> None:

@@ -1,5 +1,6 @@
 """The patch store: layout, official LR images, benchmark pairs, bad input."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pipeline.outputs import OutputError
 from pipeline.params import ParamError
 from pipeline.prepare import prepare as prepare_stage
 from pipeline.process import WorkspaceBusy, workspace_lock
-from srbench.data import load_pairs, min_test_side, pairs_from_hr_folder, prepare
+from srbench.data import load_pairs, min_test_side, pairs_from_hr_folder, prepare, read_meta
 from srbench.degradation import degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
 from srbench.images import read_image, write_png
@@ -51,16 +52,16 @@ def test_prepare_and_evaluate_log_their_progress_in_lines(
         evaluate_pairs(bicubic_upscaler(2), load_pairs(prepared_x2 / "valid"), 2, description=None)  # silent
     ends = [message for message in caplog.messages if "(100%, " in message]
     assert [message.split(" (")[0] for message in ends] == [
-        "prepare valid: 2/2 images", f"prepare training patches: {meta['train_images']}/{meta['train_images']} images", "evaluate bicubic on valid: 2/2 images"
+        "prepare valid: 2/2 images", f"prepare training patches: {meta.train_images}/{meta.train_images} images", "evaluate bicubic on valid: 2/2 images"
     ]
-    assert ends[1].endswith(f"eta 0m00s) patches {meta['train_patches']}")
+    assert ends[1].endswith(f"eta 0m00s) patches {meta.train_patches}")
     assert sum(message.startswith("evaluate bicubic on valid: ") for message in caplog.messages) == 2  # 0% and 100%
 
 
 def test_prepare_degrades_with_the_rounding_asked_for(tmp_path: Path, raw_samples: Path, prepared_x2: Path) -> None:
     out = tmp_path / "prepared"
     meta = prepare(raw_samples, out, scale=2, patch_size=32, stride=16, workers=1, rounding="once")
-    assert meta["bicubic_rounding"] == json.loads((out / "meta.json").read_text())["bicubic_rounding"] == "once"
+    assert meta.bicubic_rounding == json.loads((out / "meta.json").read_text())["bicubic_rounding"] == "once"
     differ = 0
     for pair, per_pass in zip(load_pairs(out / "valid"), load_pairs(prepared_x2 / "valid")):
         assert np.array_equal(pair.lr, degrade(pair.hr, 2, "once"))
@@ -80,7 +81,7 @@ def test_official_lr_images_are_used_as_they_are(tmp_path: Path) -> None:
         write_png(raw / split / "LR_bicubic" / "X2" / "0001.png", block_mean_lr(hr, 2))
     out = tmp_path / "prepared"
     meta = prepare(raw, out, scale=2, patch_size=16, stride=8, workers=1)
-    assert meta["lr_source"] == "official"
+    assert meta.lr_source == "official"
 
     sampler = PatchSampler(out, batch_size=8, crop_size=8, seed=3)
     for step in (1, 2, 3):
@@ -103,7 +104,7 @@ def test_benchmark_sets_become_test_pairs_with_their_official_lr(tmp_path: Path,
     write_png(raw / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "baby.png", block_mean_lr(hr[:48, :36], 4))
     write_png(raw / "benchmark" / "B100" / "HR" / "3096.png", hr)  # no official LR: degraded here
     meta = prepare(raw, tmp_path / "prepared", scale=4, patch_size=32, stride=32, workers=1, dataset="samples")
-    assert meta["benchmark_images"] == {"B100": 1, "Set5": 1} and meta["dataset"] == "samples"
+    assert meta.benchmark_images == {"B100": 1, "Set5": 1} and meta.dataset == "samples"
     [set5] = load_pairs(tmp_path / "prepared" / "benchmark" / "Set5")
     assert np.array_equal(set5.hr, hr[:48, :36]) and np.array_equal(set5.lr, block_mean_lr(hr[:48, :36], 4))
     [b100] = load_pairs(tmp_path / "prepared" / "benchmark" / "B100")
@@ -181,12 +182,12 @@ def test_an_image_too_small_is_refused_before_any_work(tmp_path: Path, name: str
 def test_an_image_of_the_smallest_size_is_prepared_and_evaluated(tmp_path: Path) -> None:
     raw = raw_folder(tmp_path / "raw", {"train/HR/a.png": (40, 40), "valid/HR/a.png": (23, 20), "benchmark/Set5/HR/b.png": (21, 20)})
     meta = prepare(raw, tmp_path / "prepared", scale=4, patch_size=16, stride=8, workers=1)
-    assert meta["benchmark_images"] == {"Set5": 1} and meta["valid_images"] == ["a"]
+    assert meta.benchmark_images == {"Set5": 1} and meta.valid_images == ["a"]
     for folder in ("valid", "benchmark/Set5"):
         pairs = load_pairs(tmp_path / "prepared" / folder)
         per_image, _, _ = evaluate_pairs(bicubic_upscaler(4), pairs, 4)
         assert {pair.hr.shape for pair in pairs} == {(20, 20, 3)} and len(per_image) == 1
-    assert json.loads((tmp_path / "prepared" / "meta.json").read_text()) == meta
+    assert json.loads((tmp_path / "prepared" / "meta.json").read_text()) == dataclasses.asdict(meta)
 
 
 def truncated_png(path: Path, size: tuple[int, int]) -> None:
@@ -258,3 +259,16 @@ def test_the_prepare_stage_checks_its_output_folder_is_writable_first(tmp_path: 
     with pytest.raises(OutputError, match=rf"{read_only_dir}: cannot write here"):
         prepare_stage(stage_params(tmp_path), raw, read_only_dir / "prepared")
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_the_prepared_metadata_is_read_once_into_a_checked_object(prepared_x2: Path, tmp_path: Path) -> None:
+    meta = read_meta(prepared_x2)
+    assert meta.scale == 2 and meta.patch_size == 32 and meta.bicubic_rounding == "per_pass" and meta.valid_images == ["motorcycle_left", "retina"]
+    for text, message in (
+        ('{"scale": 2}', "not the metadata of srbench prepare"),
+        (json.dumps({**json.loads((prepared_x2 / "meta.json").read_text()), "scale": "2"}), "scale = '2': expected int"),
+        (json.dumps({**json.loads((prepared_x2 / "meta.json").read_text()), "bicubic_rounding": "never"}), "bicubic_rounding = 'never': choose one of"),
+    ):
+        (tmp_path / "meta.json").write_text(text)
+        with pytest.raises(SrbenchError, match=message):
+            read_meta(tmp_path)

@@ -1,5 +1,5 @@
-"""Tests of srbench.download and the `srbench download` stage against a real local HTTP server
-and real archives."""
+"""Tests of srbench.download (transfer, archives, catalogue, local) and the `srbench download`
+stage against a real local HTTP server and real archives."""
 
 from __future__ import annotations
 
@@ -30,28 +30,23 @@ from fake_data import (
 )
 from PIL import Image
 
-from pipeline.outputs import OutputError
-
-from pipeline.process import workspace_lock, WorkspaceBusy
 from pipeline.download import download as download_stage
-
-from srbench import download
-from srbench.download import (
+from pipeline.outputs import OutputError
+from pipeline.process import WorkspaceBusy, workspace_lock
+from srbench.download import transfer
+from srbench.download.archives import safe_extract
+from srbench.download.catalogue import (
     BENCHMARK_ARCHIVES,
-    BENCHMARK_SETS,
     DIV2K_ARCHIVES,
     Archive,
-    TransferLimits,
     download_benchmark,
     download_div2k,
-    export_samples,
-    fetch,
-    import_folder,
-    read_checksums,
-    safe_extract,
     with_checksums,
 )
+from srbench.download.local import SAMPLE_IMAGES, export_samples, import_folder
+from srbench.download.transfer import TransferLimits, fetch, read_checksums
 from srbench.errors import DownloadError, InvalidImageError, SrbenchError, UnsafeArchiveError
+from srbench.names import BENCHMARK_SETS
 
 
 @pytest.fixture
@@ -64,7 +59,7 @@ def server(tmp_path: Path) -> Iterator[ServerState]:
 
 @pytest.fixture(autouse=True)
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download, "_RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(transfer, "_RETRY_DELAY_S", 0.0)
 
 
 def sha256_of(data: bytes) -> str:
@@ -466,7 +461,7 @@ def test_download_div2k_layout_and_cache(server: ServerState, tmp_path: Path) ->
 
 
 def test_download_div2k_unknown_scale(tmp_path: Path) -> None:
-    with pytest.raises(SrbenchError, match="scale 5"):
+    with pytest.raises(SrbenchError, match=r"scale 5: no DIV2K bicubic LR archive \(known scales: \[2, 3, 4\]\)"):
         download_div2k(tmp_path / "raw", 5, tmp_path / "cache", mirror="http://127.0.0.1:9")
     assert not (tmp_path / "raw").exists()
 
@@ -733,9 +728,9 @@ def test_export_samples(tmp_path: Path) -> None:
     export_samples(out_b, n_valid=2, seed=7, max_side=40)
     names = split_names(out_a)
     assert len(names["valid"]) == 2
-    assert len(names["train"]) == len(download.SAMPLE_IMAGES) - 2
+    assert len(names["train"]) == len(SAMPLE_IMAGES) - 2
     assert names == split_names(out_b)
-    assert set(names["train"]) | set(names["valid"]) == set(download.SAMPLE_IMAGES)
+    assert set(names["train"]) | set(names["valid"]) == set(SAMPLE_IMAGES)
     for path in files_under(out_a):
         with Image.open(path) as image:
             assert image.mode == "RGB"
@@ -759,7 +754,7 @@ def test_export_samples_center_crop_and_no_crop(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(image), data.chelsea()[100:200, 175:275])
 
 
-@pytest.mark.parametrize("n_valid", [0, len(download.SAMPLE_IMAGES)])
+@pytest.mark.parametrize("n_valid", [0, len(SAMPLE_IMAGES)])
 def test_export_samples_bad_n_valid(tmp_path: Path, n_valid: int) -> None:
     with pytest.raises(SrbenchError, match=f"n_valid={n_valid}"):
         export_samples(tmp_path / "raw", n_valid=n_valid, seed=0, max_side=16)

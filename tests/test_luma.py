@@ -36,7 +36,7 @@ class Doubler(nn.Module):
 
 def test_luma_model_takes_rgb_and_gives_rgb_with_network_luma_and_bicubic_chroma() -> None:
     lr = uint8_to_tensor(skdata.coffee()[100:124, 200:230]).double()
-    model = LumaSR(Doubler())
+    model = LumaSR(Doubler(), 2)
     sr = model(lr)
     assert sr.shape == (1, 3, 48, 60)
     bicubic = rgb_to_ycbcr(imresize_tensor(lr, 2))
@@ -54,4 +54,4 @@ def test_an_untrained_luma_vdsr_keeps_the_colours_of_bicubic() -> None:
     nn.init.zeros_(network.residual[-1].bias)  # a zero residual: VDSR is bicubic
     lr = uint8_to_tensor(skdata.chelsea()[:20, :20])
     with torch.no_grad():
-        torch.testing.assert_close(LumaSR(network)(lr), imresize_tensor(lr, 2), atol=1e-5, rtol=0)
+        torch.testing.assert_close(LumaSR(network, 2)(lr), imresize_tensor(lr, 2), atol=1e-5, rtol=0)

@@ -12,9 +12,7 @@ import yaml
 
 from srbench.errors import SrbenchError
 from srbench.models import (
-    HYPERPARAMETERS,
     LumaSR,
-    MODELS,
     SRCNN,
     VDSR,
     Discriminator,
@@ -23,8 +21,11 @@ from srbench.models import (
     check_arch,
     count_parameters,
     load_model,
+    model_spec,
+    model_specs,
     save_model,
 )
+from srbench.names import model_names
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def conv(in_channels: int, out_channels: int, kernel: int) -> int:
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", model_names())
 def test_output_is_scale_times_input(name: str, scale: int) -> None:
     arch = {"num_blocks": 2} if name == "srgan" else {"depth": 4} if name == "vdsr" else {}
     model = build_model(name, scale, arch).eval()
@@ -190,9 +191,9 @@ def test_a_luma_model_round_trips_and_a_file_from_before_luma_models_loads_as_rg
 
 
 def test_channels_are_rgb_or_y_and_the_gan_models_train_on_rgb() -> None:
-    with pytest.raises(SrbenchError, match="srcnn.channels = 'ycbcr': choose one of rgb, y"):
+    with pytest.raises(SrbenchError, match="srcnn.channels = 'ycbcr': srcnn trains on rgb or y"):
         build_model("srcnn", 2, {}, channels="ycbcr")
-    with pytest.raises(SrbenchError, match="srgan-seed.channels = 'y': the GAN models train on RGB"):
+    with pytest.raises(SrbenchError, match=r"srgan-seed.channels = 'y': srgan-seed trains on rgb \(its discriminator judges colour images\)"):
         build_model("srgan-seed", 2, {"num_blocks": 1}, channels="y")
     for name in ("srcnn-seed", "vdsr-seed", "srresnet"):  # any other model can train on luma
         model = build_model(name, 2, {"num_blocks": 1} if name == "srresnet" else {}, channels="y").eval()
@@ -245,12 +246,11 @@ def test_an_unsupported_scale_is_refused(scale) -> None:
 
 
 def test_every_constructor_argument_has_a_rule_and_the_profiles_pass_them() -> None:
-    for cls, rules in HYPERPARAMETERS.items():
-        assert set(rules) == set(inspect.signature(cls).parameters) - {"scale", "num_channels"}, cls.__name__
-    assert set(HYPERPARAMETERS) == set(MODELS.values())
+    for name, spec in model_specs().items():
+        assert set(spec.hyperparameters) == set(inspect.signature(spec.network).parameters) - {"scale", "num_channels"}, name
     for path in [REPO / "params.yaml", *sorted((REPO / "profiles").glob("*.yaml"))]:
         for name, section in yaml.safe_load(path.read_text()).items():
-            if name in MODELS and "arch" in section:
+            if name in model_names() and "arch" in section:
                 check_arch(name, section["arch"])
     assert build_model("srresnet", 2, {"num_features": 4, "num_blocks": 0})  # no residual blocks: the long skip alone
 
@@ -343,8 +343,31 @@ def test_save_model_on_a_full_disk_names_the_file_and_leaves_nothing(full_disk: 
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
-def test_the_torch_free_model_names_are_the_model_classes_names():
-    from srbench.names import GAN_MODELS, MODEL_NAMES
+def test_srbench_declares_its_models_through_the_entry_points_any_package_uses() -> None:
+    """The seven models are the srbench distribution's own ``srbench.models`` entry points, each
+    a spec of its name; the adversarial ones train on RGB, and srgan goes on from srresnet."""
+    from importlib.metadata import distribution
 
-    assert tuple(MODELS) == MODEL_NAMES
-    assert set(GAN_MODELS) <= set(MODEL_NAMES)
+    declared = {entry.name: entry.value for entry in distribution("srbench").entry_points if entry.group == "srbench.models"}
+    assert set(declared) == {"srcnn", "srcnn-seed", "vdsr", "vdsr-seed", "srresnet", "srgan", "srgan-seed"} <= set(model_names())
+    specs = model_specs()
+    assert all(specs[name].name == name for name in declared)
+    assert {name for name in declared if specs[name].adversarial} == {"srgan", "srgan-seed"}
+    assert all(specs[name].channels == ("rgb",) for name in ("srgan", "srgan-seed"))
+    assert specs["srgan"].starts_from == "srresnet" and specs["srgan"].network is specs["srresnet"].network
+    assert specs["srgan"].published[("Set5", 4)] == (29.40, 0.8472) and specs["vdsr"].published[("Urban100", 2)] == (30.76, 0.9140)
+    assert ("Set5", 3) not in specs["vdsr"].published and not specs["srcnn-seed"].published
+
+
+def test_an_unknown_model_and_a_broken_declaration_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SrbenchError, match=r"unknown model 'edsr': choose one of srcnn, srcnn-seed, srgan, srgan-seed, srresnet, vdsr, vdsr-seed"):
+        model_spec("edsr")
+    dist = tmp_path / "broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[srbench.models]\nvdsr = broken:SPEC\nnothing = srbench.models.spec:CHANNELS\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SrbenchError, match=r"model 'vdsr' is declared twice in the srbench.models entry points: by broken \(broken:SPEC\) and by srbench"):
+        model_spec("vdsr")
+    with pytest.raises(SrbenchError, match=r"model 'nothing': entry point srbench.models:nothing = srbench.models.spec:CHANNELS is not a srbench.models.spec.ModelSpec"):
+        build_model("nothing", 2, {})

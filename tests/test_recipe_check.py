@@ -44,7 +44,7 @@ def test_verdicts() -> None:
 def quick_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quick profile's data: scikit-image's photographs at x2, validated on three of them."""
     from srbench.data import prepare
-    from srbench.download import export_samples
+    from srbench.download.local import export_samples
 
     root = tmp_path_factory.mktemp("quick")
     export_samples(root / "raw", n_valid=3, seed=0, max_side=384, valid_names=["astronaut", "chelsea", "coffee"])

@@ -87,9 +87,9 @@ def test_each_model_names_its_channel_space_and_the_quick_profile_trains_srcnn_a
         recipe_with(tmp_path, "srcnn", srcnn__channels="ycbcr")
     with pytest.raises(ParamError, match=r"srcnn.rgb_permutation = true: only for RGB training \(srcnn.channels is 'y'\)"):
         recipe_with(tmp_path, "srcnn", srcnn__rgb_permutation=True)
-    with pytest.raises(ParamError, match=r"srresnet.channels = 'y': srgan trains on RGB"):  # srgan goes on from the SRResNet
+    with pytest.raises(ParamError, match=r"srresnet.channels = 'y': srgan trains on rgb \(its discriminator"):  # srgan goes on from the SRResNet
         recipe_with(tmp_path, "srgan", srresnet__channels="y", srresnet__rgb_permutation=False)
-    with pytest.raises(ParamError, match=r"srgan-seed.channels = 'y': srgan-seed trains on RGB"):
+    with pytest.raises(ParamError, match=r"srgan-seed.channels = 'y': srgan-seed trains on rgb \(its discriminator"):
         recipe_with(tmp_path, "srgan-seed", **{"srgan-seed__channels": "y"})
 
 

@@ -109,7 +109,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prepared_x2: Path
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = {
         "train": {"seeds": [0]},
-        "report": {"models": ["bicubic", *MODELS], "crop_size": 24, "crop_images": 1, "departures": {"srcnn": "a test recipe"}},
+        "report": {"models": ["bicubic", *MODELS], "crop_size": 24, "crop_images": 1, "external": {}, "departures": {"srcnn": "a test recipe"}},
     }
     Path("params.yaml").write_text(yaml.safe_dump(params))
     hr_images = _hr_images(prepared_x2)

@@ -14,7 +14,8 @@ from PIL import Image
 from srbench.errors import SrbenchError
 from srbench.images import write_png
 from srbench.metrics import psnr, rgb_to_y
-from srbench.published import PUBLISHED, published
+from srbench.models import model_specs
+from srbench.published import BICUBIC
 from srbench.reporting import (
     COLUMNS,
     colour_cast_lines,
@@ -78,12 +79,12 @@ def test_the_conventions_line_names_luma_crop_rounding_and_the_lr_kernel() -> No
 
 
 def test_published_numbers_are_the_cited_ones() -> None:
-    assert published("Set5", 4, "srgan") == (29.40, 0.8472)
-    assert published("Set5", 4, "srresnet") == (32.05, 0.9019)
-    assert published("Urban100", 2, "vdsr") == (30.76, 0.9140)
-    assert published("DIV2K", 4, "srcnn") == (27.78, 0.8753)
-    assert published("Set5", 3, "vdsr") is None and published("Set5", 2, "srcnn-seed") is None
-    assert all(20 < psnr < 40 and 0.6 < ssim < 1 for table in PUBLISHED.values() for psnr, ssim in table.values())
+    specs = model_specs()
+    assert specs["srresnet"].published == {("Set5", 4): (32.05, 0.9019)}
+    assert specs["srcnn"].published[("DIV2K", 4)] == (27.78, 0.8753) and BICUBIC[("Set5", 2)] == (33.66, 0.9299)
+    tables = [BICUBIC, *(spec.published for spec in specs.values())]
+    assert all(20 < psnr < 40 and 0.6 < ssim < 1 for table in tables for psnr, ssim in table.values())
+    assert all(key[0] in ("Set5", "Set14", "B100", "Urban100", "DIV2K") and key[1] in (2, 3, 4) for table in tables for key in table)
 
 
 def _colour(red: float, green: float = 0.0, blue: float = 0.0) -> dict[str, float]:

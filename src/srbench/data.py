@@ -10,6 +10,7 @@ Layout written by :func:`prepare` (``out_dir``)::
                                  the rounding of our bicubic degradation (srbench.degradation)
 """
 
+import dataclasses
 import functools
 import json
 import logging
@@ -190,7 +191,7 @@ def prepare(
     dataset: str = "unnamed",
     rounding: Rounding = "per_pass",
     checked: RawData | None = None,
-) -> dict:
+) -> "PreparedMeta":
     """Cut training patches and write validation and benchmark pairs from a raw data directory;
     returns the metadata.
 
@@ -235,40 +236,67 @@ def prepare(
         lr_store.flush()
         del hr_store, lr_store
 
-        meta = {
-            "dataset": dataset,
-            "scale": scale,
-            "patch_size": patch_size,
-            "stride": stride,
-            "train_images": len(raw.train_images),
-            "train_patches": count,
-            "valid_images": written.pop("valid"),
-            "benchmark_images": {name.removeprefix("benchmark/"): len(names) for name, names in written.items()},
-            "lr_source": "official" if raw.train_lr_dir else "matlab_bicubic",
-            "bicubic_rounding": rounding,
-        }
-        write_text(staging / "meta.json", json.dumps(meta, indent=2) + "\n")
-    logger.info("prepared %d patches and %d validation pairs in %.1fs", count, len(meta["valid_images"]), time.perf_counter() - started)
+        meta = PreparedMeta(
+            dataset=dataset,
+            scale=scale,
+            patch_size=patch_size,
+            stride=stride,
+            train_images=len(raw.train_images),
+            train_patches=count,
+            valid_images=written.pop("valid"),
+            benchmark_images={name.removeprefix("benchmark/"): len(names) for name, names in written.items()},
+            lr_source="official" if raw.train_lr_dir else "matlab_bicubic",
+            bicubic_rounding=rounding,
+        )
+        write_text(staging / "meta.json", json.dumps(dataclasses.asdict(meta), indent=2) + "\n")
+    logger.info("prepared %d patches and %d validation pairs in %.1fs", count, len(meta.valid_images), time.perf_counter() - started)
     return meta
 
 
-def read_meta(prepared_dir: Path) -> dict:
-    """The metadata that :func:`prepare` wrote."""
+@dataclass(frozen=True)
+class PreparedMeta:
+    """What :func:`prepare` wrote in ``meta.json`` (read once, checked, by :func:`read_meta`):
+    the data set's name, the scale, the stored patches' side and stride, the training images and
+    patches, the validation images, the benchmark sets' image counts, where the LR images came
+    from (``official`` DIV2K LR images, or ``matlab_bicubic``) and how bicubic resizes were
+    rounded (:data:`srbench.degradation.ROUNDINGS`)."""
+
+    dataset: str
+    scale: int
+    patch_size: int
+    stride: int
+    train_images: int
+    train_patches: int
+    valid_images: list[str]
+    benchmark_images: dict[str, int]
+    lr_source: str
+    bicubic_rounding: Rounding = "per_pass"  # meta.json from before the key: the official LR images' rounding
+
+
+def read_meta(prepared_dir: Path) -> PreparedMeta:
+    """``prepared_dir``'s meta.json, checked; a missing file, a missing key or a value of the
+    wrong type is one line naming the file."""
     path = prepared_dir / "meta.json"
     if not path.is_file():
         raise SrbenchError(f"{path}: prepared data not found (run srbench prepare)")
-    return json.loads(path.read_text())
+    try:
+        values = json.loads(path.read_text())
+        meta = PreparedMeta(**values)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise SrbenchError(f"{path}: not the metadata of srbench prepare ({error}; run srbench prepare again)") from error
+    for name, kind in (("scale", int), ("patch_size", int), ("train_patches", int), ("dataset", str), ("lr_source", str)):
+        if type(values[name]) is not kind:
+            raise SrbenchError(f"{path}: {name} = {values[name]!r}: expected {kind.__name__} (run srbench prepare again)")
+    if meta.bicubic_rounding not in ROUNDINGS:
+        raise SrbenchError(f"{path}: bicubic_rounding = {meta.bicubic_rounding!r}: choose one of {', '.join(ROUNDINGS)}")
+    return meta
 
 
 def bicubic_rounding(prepared_dir: Path) -> Rounding:
     """How the prepared data rounded its bicubic resizes (``meta.json``), so that the bicubic
     baseline and pairs made from other HR images are made alike; ``per_pass`` when there is no
-    prepared data or its ``meta.json`` predates the key."""
-    path = prepared_dir / "meta.json"
-    rounding = read_meta(prepared_dir).get("bicubic_rounding", "per_pass") if path.is_file() else "per_pass"
-    if rounding not in ROUNDINGS:
-        raise SrbenchError(f"{path}: bicubic_rounding = {rounding!r}: choose one of {', '.join(ROUNDINGS)}")
-    return rounding
+    prepared data."""
+    return read_meta(prepared_dir).bicubic_rounding if (prepared_dir / "meta.json").is_file() else "per_pass"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from srbench.data import ImagePair, bicubic_rounding, load_pairs, read_meta
+from srbench.data import ImagePair, load_pairs, read_meta
 from srbench.degradation import Rounding, upscale_bicubic
 from srbench.errors import SrbenchError
 from srbench.metrics import sr_metrics, tensor_to_uint8, uint8_to_tensor
@@ -125,6 +125,6 @@ def mean_metrics(per_image: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def bicubic_validation_psnr(prepared_dir: Path) -> float:
     """Bicubic's mean Y-PSNR on the prepared validation pairs, rounded as the data were."""
-    scale = read_meta(prepared_dir)["scale"]
-    upscale = bicubic_upscaler(scale, bicubic_rounding(prepared_dir))
-    return mean_metrics(evaluate_pairs(upscale, load_pairs(prepared_dir / "valid"), scale)[0])["psnr_y"]
+    meta = read_meta(prepared_dir)
+    upscale = bicubic_upscaler(meta.scale, meta.bicubic_rounding)
+    return mean_metrics(evaluate_pairs(upscale, load_pairs(prepared_dir / "valid"), meta.scale)[0])["psnr_y"]

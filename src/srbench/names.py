@@ -1,14 +1,38 @@
 """The names and defaults the command line shows, importable without torch or numpy (so that
-`srbench --help` and usage errors answer at once): the models, the adversarially trained ones,
-the scales, the benchmark sets, the upscaling tile, the keys of a training's cost."""
+`srbench --help` and usage errors answer at once): the models, the scales, the benchmark sets,
+the upscaling tile, the keys of a training's cost."""
 
-#: The trainable models by the name used on the command line and in params.yaml: the papers'
-#: networks and, with ``-seed``, the study's (Dias & Binkowski). ``srresnet`` and ``srgan`` are
-#: the same generator, trained with MSE and then adversarially.
-MODEL_NAMES = ("srcnn", "srcnn-seed", "vdsr", "vdsr-seed", "srresnet", "srgan", "srgan-seed")
+from importlib.metadata import EntryPoint, entry_points
 
-#: The models trained adversarially.
-GAN_MODELS = ("srgan", "srgan-seed")
+from srbench.errors import SrbenchError
+
+#: The entry-point group in which a package declares its models (each a
+#: :class:`srbench.models.spec.ModelSpec`): srbench's own in its pyproject.toml, and any other
+#: installed package's the same way (docs/extending.md, "Add a model").
+MODEL_GROUP = "srbench.models"
+
+
+def model_entry_points() -> dict[str, EntryPoint]:
+    """The declared models by name (sorted), without importing them: srbench's own (the papers'
+    networks and, with ``-seed``, the study's, Dias & Binkowski) and other packages'."""
+    return {entry.name: entry for entry in sorted(entry_points(group=MODEL_GROUP), key=lambda entry: entry.name)}
+
+
+def model_entry_point(name: str) -> EntryPoint:
+    """Model ``name``'s entry point; an unknown name, or one that two packages declare, is one line."""
+    declared = [entry for entry in entry_points(group=MODEL_GROUP) if entry.name == name]
+    if not declared:
+        raise SrbenchError(f"unknown model {name!r}: choose one of {', '.join(model_names())}")
+    if len({entry.value for entry in declared}) > 1:
+        owners = sorted(f"{getattr(entry.dist, 'name', '?')} ({entry.value})" for entry in declared)
+        raise SrbenchError(f"model {name!r} is declared twice in the {MODEL_GROUP} entry points: by {' and by '.join(owners)}")
+    return declared[0]
+
+
+def model_names() -> tuple[str, ...]:
+    """The names of the trainable models (:func:`model_entry_points`), as used on the command
+    line, in params.yaml and in dvc.yaml."""
+    return tuple(model_entry_points())
 
 #: The scales every model supports (SRResNet's sub-pixel blocks: one x3 block, or x2 blocks).
 SCALES = (2, 3, 4)

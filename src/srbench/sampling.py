@@ -120,11 +120,11 @@ class PatchSampler:
         if rgb_permutation and channels != "rgb":
             raise SrbenchError("rgb_permutation: only for RGB training (channels: rgb)")
         meta = read_meta(prepared_dir)
-        self.scale = meta["scale"]
-        if crop_size % self.scale or crop_size > meta["patch_size"]:
+        self.scale = meta.scale
+        if crop_size % self.scale or crop_size > meta.patch_size:
             raise SrbenchError(
                 f"patch_size={crop_size}: must be a multiple of the scale ({self.scale}) "
-                f"and at most prepare.patch_size ({meta['patch_size']})"
+                f"and at most prepare.patch_size ({meta.patch_size})"
             )
         rank, world_size = shard
         if batch_size % world_size:

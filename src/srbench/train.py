@@ -41,7 +41,7 @@ class CheckpointMismatch(SrbenchError):
 
 #: Divergence: a logged loss (the mean since the last log step) above this multiple of the loss
 #: of the first batch, before any update, stops the run. Recipes that learn stay well below it:
-#: warm-up spikes of the study's recipes reach 3x (README, recipe check); Adam at 1e3 reached 1e32.
+#: warm-up spikes of the study's recipes reach 3x (docs/check.md); Adam at 1e3 reached 1e32.
 DIVERGENCE_FACTOR = 10.0
 
 

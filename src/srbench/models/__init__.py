@@ -1,11 +1,10 @@
-"""The model families, one module each, the hyperparameters each accepts, and the weight files
+"""The trainable models, one module per family with its networks and their :class:`ModelSpec`
+(found through the ``srbench.models`` entry points: :func:`model_spec`), and the weight files
 the pipeline passes between stages."""
 
 import contextlib
-import math
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +13,15 @@ from torch import nn
 
 from srbench.errors import SrbenchError
 from srbench.files import save_torch
-from srbench.names import GAN_MODELS, SCALES
 from srbench.models.luma import LumaSR
+from srbench.models.spec import CHANNELS, CONTENT_LOSSES, Hyperparameter, ModelSpec
 from srbench.models.srcnn import SRCNN
 from srbench.models.srgan import Discriminator, SRResNet
-from srbench.models.study import (
-    BLOCK_LAYERS,
-    GENERATOR_UPSAMPLING,
-    SRCNN_UPSAMPLING,
-    SRCNNStudy,
-    SRGANStudyDiscriminator,
-    SRGANStudyGenerator,
-    VDSRStudy,
-)
+from srbench.models.study import SRCNNStudy, SRGANStudyDiscriminator, SRGANStudyGenerator, VDSRStudy
 from srbench.models.vdsr import VDSR
-
-#: The model classes by the names of :data:`srbench.names.MODEL_NAMES`.
-MODELS: dict[str, type[nn.Module]] = {
-    "srcnn": SRCNN,
-    "srcnn-seed": SRCNNStudy,
-    "vdsr": VDSR,
-    "vdsr-seed": VDSRStudy,
-    "srresnet": SRResNet,
-    "srgan": SRResNet,
-    "srgan-seed": SRGANStudyGenerator,
-}
+from srbench.names import MODEL_GROUP, SCALES, model_entry_point, model_names
 
 __all__ = [
-    "MODELS",
-    "GAN_MODELS",
     "SRCNN",
     "SRCNNStudy",
     "VDSR",
@@ -53,8 +32,12 @@ __all__ = [
     "SRGANStudyDiscriminator",
     "LumaSR",
     "CHANNELS",
+    "CONTENT_LOSSES",
     "SCALES",
-    "HYPERPARAMETERS",
+    "Hyperparameter",
+    "ModelSpec",
+    "model_spec",
+    "model_specs",
     "check_arch",
     "build_model",
     "save_model",
@@ -62,82 +45,30 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Hyperparameter:
-    """What an architecture hyperparameter accepts: values of ``kind`` (an int is not a bool, a
-    float may be written as an int), at least ``minimum``, odd, among ``choices``, or a
-    hyphen-separated list of ``parts`` including ``required``. ``layers``: the count of layers
-    or blocks, each of which adds tensors to the weights."""
-
-    kind: type
-    minimum: float | None = None
-    odd: bool = False
-    choices: tuple[Any, ...] = ()
-    parts: tuple[str, ...] = ()
-    required: str = ""
-    layers: bool = False
-
-    def problem(self, value: Any) -> str | None:
-        """Why ``value`` is refused, or None."""
-        if self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                return "expected a finite number"
-        elif self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                return "expected an integer"
-        elif not isinstance(value, self.kind):
-            return "expected true or false" if self.kind is bool else "expected a string"
-        if self.choices and value not in self.choices:
-            return f"choose one of {', '.join(map(str, self.choices))}"
-        if self.parts:
-            unknown = [part for part in value.split("-") if part not in self.parts]
-            if unknown:
-                return f"unknown layer {unknown[0]!r} (a hyphen-separated list of {', '.join(self.parts)})"
-            if self.required not in value.split("-"):
-                return f"needs at least one {self.required}"
-        if self.minimum is not None and value < self.minimum:
-            return f"must be >= {self.minimum}"
-        if self.odd and value % 2 == 0:
-            return "must be odd (a padded convolution with an even kernel changes the image size)"
-        return None
+def model_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``, loaded from its ``srbench.models`` entry point; an unknown
+    name, or an entry point that is not a :class:`ModelSpec` of that name, is one line."""
+    entry = model_entry_point(name)
+    try:
+        spec = entry.load()
+    except (ImportError, AttributeError) as error:
+        raise SrbenchError(f"model {name!r}: entry point {MODEL_GROUP}:{name} = {entry.value} does not load ({error})") from error
+    if not isinstance(spec, ModelSpec) or spec.name != name:
+        raise SrbenchError(f"model {name!r}: entry point {MODEL_GROUP}:{name} = {entry.value} is not a srbench.models.spec.ModelSpec named {name!r}")
+    return spec
 
 
-#: The channel space a model is trained in (``MODEL.channels``): ``rgb``, RGB to RGB; ``y``, the
-#: BT.601 luma to luma, with Cb and Cr bicubic (:class:`srbench.models.luma.LumaSR`).
-CHANNELS = ("rgb", "y")
-_WIDTH = Hyperparameter(int, minimum=1)
-_KERNEL = Hyperparameter(int, minimum=1, odd=True)
-_BLOCKS = Hyperparameter(int, minimum=0, layers=True)  # 0: no residual blocks, the trunk's skip alone
-_SLOPE = Hyperparameter(float, minimum=0)  # the in-place LeakyReLU's backward refuses a negative slope
-
-#: Every constructor argument but ``scale`` and ``num_channels`` (set by the model's channel
-#: space, :data:`CHANNELS`) of each model class, and what it accepts.
-HYPERPARAMETERS: dict[type[nn.Module], dict[str, Hyperparameter]] = {
-    SRCNN: {"n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL},
-    SRCNNStudy: {
-        "n1": _WIDTH, "n2": _WIDTH, "f1": _KERNEL, "f2": _KERNEL, "f3": _KERNEL,
-        "upsampling": Hyperparameter(str, choices=SRCNN_UPSAMPLING),
-    },
-    VDSR: {"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": _WIDTH, "mean_free_residual": Hyperparameter(bool)},
-    VDSRStudy: {"num_filters": _WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
-    SRResNet: {"num_features": _WIDTH, "num_blocks": _BLOCKS, "zero_init_residual": Hyperparameter(bool), "bicubic_skip": Hyperparameter(bool)},
-    SRGANStudyGenerator: {
-        "num_features": _WIDTH, "num_blocks": _BLOCKS,
-        "block_order": Hyperparameter(str, parts=BLOCK_LAYERS, required="conv"),
-        "upsample": Hyperparameter(str, choices=GENERATOR_UPSAMPLING),
-        "trunk_leaky_slope": _SLOPE, "output_leaky_slope": _SLOPE,
-    },
-}
+def model_specs() -> dict[str, ModelSpec]:
+    """Every declared model's spec, by name."""
+    return {name: model_spec(name) for name in model_names()}
 
 
 def check_arch(name: str, arch: Any) -> None:
     """Refuse, in one line naming ``NAME.arch.KEY = VALUE``, an unknown model or any
     hyperparameter of ``arch`` that model ``name`` does not accept."""
-    if not isinstance(name, str) or name not in MODELS:
-        raise SrbenchError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    accepted = model_spec(name).hyperparameters
     if not isinstance(arch, dict):
         raise SrbenchError(f"{name}.arch = {arch!r}: expected a mapping of hyperparameters")
-    accepted = HYPERPARAMETERS[MODELS[name]]
     unknown = sorted((key for key in arch if key not in accepted), key=str)
     if unknown:
         raise SrbenchError(f"{name}.arch.{unknown[0]}: unknown hyperparameter (accepted: {', '.join(sorted(accepted))})")
@@ -153,10 +84,10 @@ def _check_scale(name: str, scale: Any) -> None:
 
 
 def _check_channels(name: str, channels: Any) -> None:
-    if channels not in CHANNELS:
-        raise SrbenchError(f"{name}.channels = {channels!r}: choose one of {', '.join(CHANNELS)}")
-    if channels != "rgb" and name in GAN_MODELS:
-        raise SrbenchError(f"{name}.channels = {channels!r}: the GAN models train on RGB (their discriminator judges colour images)")
+    spec = model_spec(name)
+    if channels not in spec.channels:
+        why = " (its discriminator judges colour images)" if spec.adversarial else ""
+        raise SrbenchError(f"{name}.channels = {channels!r}: {name} trains on {' or '.join(spec.channels)}{why}")
 
 
 def build_model(name: str, scale: int, arch: dict[str, Any], channels: str = "rgb") -> nn.Module:
@@ -167,9 +98,10 @@ def build_model(name: str, scale: int, arch: dict[str, Any], channels: str = "rg
     check_arch(name, arch)
     _check_scale(name, scale)
     _check_channels(name, channels)
+    network = model_spec(name).network
     if channels == "y":
-        return LumaSR(MODELS[name](scale=scale, num_channels=1, **arch))
-    return MODELS[name](scale=scale, **arch)
+        return LumaSR(network(scale=scale, num_channels=1, **arch), scale)
+    return network(scale=scale, num_channels=3, **arch)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -241,7 +173,7 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
         _check_channels(name, channels)
     except SrbenchError as error:
         raise SrbenchError(f"{path}: {error}") from error
-    for key, rule in HYPERPARAMETERS[MODELS[name]].items():  # a meta model too has one Python object per layer
+    for key, rule in model_spec(name).hyperparameters.items():  # a meta model too has one Python object per layer
         if rule.layers and arch.get(key, 0) > len(state):
             raise SrbenchError(f"{path}: {name}.arch.{key} = {arch[key]}: more layers than the file's {len(state)} tensors")
     with _shapes_only():

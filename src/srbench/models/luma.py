@@ -15,17 +15,17 @@ from srbench.degradation import imresize_tensor
 
 
 class LumaSR(nn.Module):
-    """Wraps a one-channel network (Y to Y, ``network.scale`` times larger) into an RGB model.
+    """Wraps a one-channel network (Y to Y, ``scale`` times larger) into an RGB model.
 
     ``forward`` takes an RGB batch (N, 3, h, w) in [0, 1] and returns RGB (N, 3, sh, sw): Y from
     the network, Cb and Cr bicubic (MATLAB's imresize). Given a luma batch (N, 1, h, w), as the
     training batches of a luma model are, it returns the network's luma alone: that is how it
     trains, on the paper's loss over Y."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, scale: int) -> None:
         super().__init__()
         self.network = network
-        self.scale = network.scale
+        self.scale = scale
 
     def forward(self, lr: Tensor) -> Tensor:
         if lr.shape[-3] == 1:

@@ -12,6 +12,7 @@ zero-padded to keep the image size, as common PyTorch implementations do.
 from torch import Tensor, nn
 
 from srbench.degradation import imresize_tensor
+from srbench.models.spec import KERNEL, WIDTH, ModelSpec
 
 
 class SRCNN(nn.Module):
@@ -42,3 +43,16 @@ class SRCNN(nn.Module):
         features = self.relu(self.patch_extraction(upsampled))
         mapped = self.relu(self.non_linear_mapping(features))
         return self.reconstruction(mapped)
+
+
+SRCNN_SPEC = ModelSpec(
+    name="srcnn",
+    network=SRCNN,
+    hyperparameters={"n1": WIDTH, "n2": WIDTH, "f1": KERNEL, "f2": KERNEL, "f3": KERNEL},
+    paper="Dong et al. 2016, TPAMI",
+    published={
+        ("Set5", 2): (36.66, 0.9542), ("Set5", 4): (30.48, 0.8628), ("Set14", 2): (32.42, 0.9063), ("B100", 2): (31.36, 0.8879),
+        ("Urban100", 2): (29.50, 0.8946), ("DIV2K", 2): (33.05, 0.9581), ("DIV2K", 4): (27.78, 0.8753),
+    },
+    published_source="EDSR paper, Table 6",
+)

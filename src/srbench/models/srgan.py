@@ -17,6 +17,7 @@ the paper's, gives 6 × 6 anyway), and the final sigmoid is left to the loss
 from torch import Tensor, nn
 
 from srbench.degradation import imresize_tensor
+from srbench.models.spec import BLOCKS, CONTENT_LOSSES, SWITCH, WIDTH, ModelSpec
 
 
 class ResidualBlock(nn.Module):
@@ -121,3 +122,29 @@ class Discriminator(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return self.classifier(self.pool(self.features(image))).squeeze(1)
+
+
+_GENERATOR = {"num_features": WIDTH, "num_blocks": BLOCKS, "zero_init_residual": SWITCH, "bicubic_skip": SWITCH}
+
+SRRESNET_SPEC = ModelSpec(
+    name="srresnet",
+    network=SRResNet,
+    hyperparameters=_GENERATOR,
+    paper="Ledig et al. 2017, CVPR (SRResNet)",
+    published={("Set5", 4): (32.05, 0.9019)},
+    published_source="SRGAN paper, Table 2",
+)
+
+#: SRGAN: the trained SRResNet (its architecture, its channels) trained on against the discriminator.
+SRGAN_SPEC = ModelSpec(
+    name="srgan",
+    network=SRResNet,
+    hyperparameters=_GENERATOR,
+    paper="Ledig et al. 2017, CVPR (SRGAN)",
+    channels=("rgb",),
+    discriminator=lambda patch_size: Discriminator(),  # any crop size: the adaptive pool
+    content_losses=CONTENT_LOSSES,
+    starts_from="srresnet",
+    published={("Set5", 4): (29.40, 0.8472)},
+    published_source="SRGAN paper, Table 2",
+)

@@ -12,6 +12,7 @@ defaults (epsilon 1e-3, moving-average momentum 0.99, i.e. PyTorch ``momentum=0.
 
 from torch import Tensor, nn
 
+from srbench.models.spec import BLOCKS, CONTENT_LOSSES, KERNEL, SLOPE, WIDTH, Hyperparameter, ModelSpec
 from srbench.models.srgan import SubPixelUpsample
 from srbench.models.vdsr import conv_relu_stack
 
@@ -264,3 +265,37 @@ class SRGANStudyDiscriminator(nn.Module):
                 f"got {tuple(image.shape[-2:])}"
             )
         return self.classifier(self.features(image)).squeeze(1)
+
+
+STUDY = "Dias & Binkowski, the study's Keras code"
+
+SRCNN_STUDY_SPEC = ModelSpec(
+    name="srcnn-seed",
+    network=SRCNNStudy,
+    hyperparameters={
+        "n1": WIDTH, "n2": WIDTH, "f1": KERNEL, "f2": KERNEL, "f3": KERNEL, "upsampling": Hyperparameter(str, choices=SRCNN_UPSAMPLING),
+    },
+    paper=STUDY,
+)
+
+VDSR_STUDY_SPEC = ModelSpec(
+    name="vdsr-seed",
+    network=VDSRStudy,
+    hyperparameters={"num_filters": WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
+    paper=STUDY,
+)
+
+SRGAN_STUDY_SPEC = ModelSpec(
+    name="srgan-seed",
+    network=SRGANStudyGenerator,
+    hyperparameters={
+        "num_features": WIDTH, "num_blocks": BLOCKS,
+        "block_order": Hyperparameter(str, parts=BLOCK_LAYERS, required="conv"),
+        "upsample": Hyperparameter(str, choices=GENERATOR_UPSAMPLING),
+        "trunk_leaky_slope": SLOPE, "output_leaky_slope": SLOPE,
+    },
+    paper=STUDY,
+    channels=("rgb",),
+    discriminator=lambda patch_size: SRGANStudyDiscriminator(input_size=patch_size),  # its Flatten + Dense fix the crop
+    content_losses=CONTENT_LOSSES,
+)

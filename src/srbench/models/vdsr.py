@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from srbench.degradation import imresize_tensor
+from srbench.models.spec import SWITCH, WIDTH, Hyperparameter, ModelSpec
 
 
 def conv_relu_stack(in_channels: int, num_filters: int, count: int) -> list[nn.Module]:
@@ -64,3 +65,16 @@ def local_mean(images: Tensor, window: int) -> Tensor:
     """The mean of each pixel's ``window`` x ``window`` neighbourhood (odd ``window``), the
     borders extended by replication, so that the output has the input's size."""
     return F.avg_pool2d(F.pad(images, (window // 2,) * 4, mode="replicate"), window, stride=1)
+
+
+VDSR_SPEC = ModelSpec(
+    name="vdsr",
+    network=VDSR,
+    hyperparameters={"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": WIDTH, "mean_free_residual": SWITCH},
+    paper="Kim et al. 2016, CVPR",
+    published={
+        ("Set5", 2): (37.53, 0.9587), ("Set5", 4): (31.35, 0.8838), ("Set14", 2): (33.03, 0.9124), ("B100", 2): (31.90, 0.8960),
+        ("Urban100", 2): (30.76, 0.9140), ("DIV2K", 2): (33.66, 0.9625), ("DIV2K", 4): (28.17, 0.8841),
+    },
+    published_source="EDSR paper, Table 6",
+)
