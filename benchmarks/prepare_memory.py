@@ -38,7 +38,7 @@ def main() -> None:
         meta = prepare(raw, Path(folder) / "prepared", scale=4, patch_size=args.patch, stride=args.stride, workers=2)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         store = sum(path.stat().st_size for path in (Path(folder) / "prepared").glob("train_*.npy")) / 2**20
-    print(f"{meta['train_patches']} patches of {args.patch} px: store {store:.0f} MiB")
+    print(f"{meta.train_patches} patches of {args.patch} px: store {store:.0f} MiB")
     print(f"peak RSS of the preparing process: {peak:.0f} MiB (before prepare: {before:.0f} MiB)")
     print(f"peak RSS growth / store size: {(peak - before) / store:.2f}")
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from pipeline.layout import Outputs, check_checkpoint_name, checkpoint_outputs, read_seeds
+from pipeline.layout import Outputs, check_external_name, external_outputs, read_seeds
 from pipeline.outputs import ensure_writable, refuse_pipeline_paths, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
@@ -91,7 +91,7 @@ def evaluate(
         None, help="Model weights [default: models/seedN/MODEL.pt]; with a NAME that is not a srbench model, a published "
         "checkpoint (.pth, .pt, .ckpt, .safetensors) of EDSR, RCAN, SwinIR, ESRGAN, HAT, ... (detected by spandrel)."
     ),
-    scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]."),
+    scale: int = typer.Option(None, help="Scale for bicubic with --hr-dir [default: the prepared data's]; with a published checkpoint, checked against its own."),
 ) -> None:
     """Super-resolve every test set, write SR PNGs, per-image and mean metrics (PSNR, SSIM, mean
     error of each colour channel and the largest on any image, Keras accuracy, LPIPS when its
@@ -101,16 +101,16 @@ def evaluate(
     params = Params(params_file)
     device_setting = params.string("evaluate.device")
     use_lpips = params.choice("evaluate.lpips", (True, False))
-    published = model != "bicubic" and model not in model_names()
-    if published and weights is None:
+    external = model != "bicubic" and model not in model_names()
+    if external and weights is None:
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(model_names())} (or name a published checkpoint given with --weights FILE)")
-    if published:
-        check_checkpoint_name(model, "srbench evaluate")
-    if (model == "bicubic" or published) and seed is not None:
+    if external:
+        check_external_name(model, "srbench evaluate")
+    if (model == "bicubic" or external) and seed is not None:
         raise ParamError(f"--seed {seed}: {'bicubic trains nothing' if model == 'bicubic' else 'a published checkpoint was not trained here'}, so it has no seed")
-    if model != "bicubic" and not published and seed is None:
+    if model != "bicubic" and not external and seed is None:
         seed = read_seeds(params)[0]
-    run = checkpoint_outputs(model) if published else Outputs(model, seed)
+    run = external_outputs(model) if external else Outputs(model, seed)
     if scale is not None and scale not in SCALES:
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
@@ -118,7 +118,7 @@ def evaluate(
     if out is not None and out.resolve() != run.results.resolve():
         refuse_pipeline_paths("--out", out)
 
-    from srbench.checkpoints import load_checkpoint
+    from srbench.external import load_checkpoint
     from srbench.data import load_pairs, pairs_from_hr_folder, read_meta
     from srbench.inference import bicubic_upscaler, model_upscaler, pick_device
     from srbench.models import load_model
@@ -134,7 +134,7 @@ def evaluate(
     if model == "bicubic":
         scale = scale or (prepared or read_meta(data)).scale  # no prepared data: read_meta's one line
         upscale, used_device = bicubic_upscaler(scale, rounding), None
-    elif published:
+    elif external:
         network, detected = load_checkpoint(weights, device)
         expected = scale if hr_dir is not None else prepared.scale
         if expected is not None and detected["scale"] != expected:

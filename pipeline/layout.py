@@ -14,7 +14,8 @@ from srbench.names import model_names
 
 @dataclass(frozen=True)
 class Outputs:
-    """The files of ``model`` trained with ``seed`` (``seed`` None: bicubic, which trains nothing)."""
+    """The files of ``model`` trained with ``seed`` (``seed`` None: bicubic, or a published
+    checkpoint ``external/NAME``: neither was trained here)."""
 
     model: str
     seed: int | None = None
@@ -66,18 +67,18 @@ def read_seeds(params: Params) -> list[int]:
     return seeds
 
 
-CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a published checkpoint's name: results/external/NAME
+EXTERNAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a published checkpoint's name (results/external/NAME, MLflow metric names)
 
 
-def checkpoint_outputs(name: str) -> Outputs:
+def external_outputs(name: str) -> Outputs:
     """Where the evaluation of the published checkpoint ``name`` goes: results/external/NAME,
     metrics/eval/external/NAME.json (``report.external`` lists them)."""
     return Outputs(f"external/{name}")
 
 
-def check_checkpoint_name(name: str, where: str) -> None:
+def check_external_name(name: str, where: str) -> None:
     """Refuse, naming ``where``, a checkpoint name that is not a plain file name or that is bicubic's or a model's."""
-    if not CHECKPOINT_NAME.fullmatch(name):
-        raise ParamError(f"{where}: checkpoint name {name!r}: letters, digits and . _ + - (a folder name under results/external)")
+    if not EXTERNAL_NAME.fullmatch(name):
+        raise ParamError(f"{where}: checkpoint name {name!r}: letters, digits and . _ - (a folder name under results/external)")
     if name == "bicubic" or name in model_names():
         raise ParamError(f"{where}: checkpoint name {name!r} is bicubic's or a srbench model's: choose another (e.g. {name}-published)")

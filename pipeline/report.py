@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipeline.layout import Outputs, check_checkpoint_name, checkpoint_outputs, read_seeds
+from pipeline.layout import Outputs, check_external_name, external_outputs, read_seeds
 from pipeline.outputs import ensure_writable
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
@@ -151,7 +151,9 @@ def report(
         raise ParamError(f"{params.path}: report.departures = {departures!r}: a mapping of model names to non-empty texts")
     external = params.section("report.external")
     for name, weights in external.items():
-        check_checkpoint_name(str(name), f"{params.path}: report.external")
+        if not isinstance(name, str):
+            raise ParamError(f"{params.path}: report.external: checkpoint name {name!r}: a name, e.g. edsr-x2")
+        check_external_name(name, f"{params.path}: report.external")
         if not isinstance(weights, str) or not weights:
             raise ParamError(f"{params.path}: report.external.{name} = {weights!r}: the checkpoint's file")
     seeds = read_seeds(params)
@@ -166,7 +168,7 @@ def report(
     scale = meta.scale
     trained_models = models[1:]
     runs = {"bicubic": [Outputs("bicubic")]} | {model: [Outputs(model, seed) for seed in seeds] for model in trained_models}
-    runs |= {name + EXTERNAL_MARK: [checkpoint_outputs(name)] for name in external}
+    runs |= {name + EXTERNAL_MARK: [external_outputs(name)] for name in external}
 
     evaluated = {model: [_evaluated(run) for run in model_runs] for model, model_runs in runs.items()}  # model -> one per seed
     set_names = _test_sets(runs["bicubic"][0].results / "metrics.json", evaluated["bicubic"][0], None)
@@ -176,7 +178,7 @@ def report(
     evaluation = {model: _read_json(model_runs[0].results / "evaluation.json", _evaluate_command(model_runs[0])) for model, model_runs in runs.items()}
     checkpoints = {name: evaluation[name + EXTERNAL_MARK].get("checkpoint") for name in external}
     if missing := [name for name, checkpoint in checkpoints.items() if not checkpoint]:
-        raise SrbenchError(f"{checkpoint_outputs(missing[0]).results / 'evaluation.json'}: no checkpoint key (not an evaluation of a published checkpoint)")
+        raise SrbenchError(f"{external_outputs(missing[0]).results / 'evaluation.json'}: no checkpoint key (not an evaluation of a published checkpoint)")
     trained = {model: [_training_summary(run) for run in runs[model]] for model in trained_models}
     cards = {model: [_card(run) for run in runs[model]] for model in trained_models}
     if "lpips" not in evaluation["bicubic"]:

@@ -313,8 +313,12 @@ def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
     from srbench.models import model_spec
 
     def package_code(module_name: str) -> str:
-        top = Path(importlib.import_module(module_name.split(".")[0]).__file__)
-        return str(top.parent if top.name == "__init__.py" else top)
+        """The folder of ``module_name``'s top-level package (or the file of a top-level module)."""
+        top = importlib.import_module(module_name.split(".")[0])
+        if top.__file__ is None:  # a namespace package: no __init__.py
+            return str(next(iter(top.__path__)))
+        path = Path(top.__file__)
+        return str(path.parent if path.name == "__init__.py" else path)
 
     images = Schema([TensorSpec(np.dtype(np.float32), IMAGE_BATCH)])
     example = np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)

@@ -268,7 +268,10 @@ def test_the_prepared_metadata_is_read_once_into_a_checked_object(prepared_x2: P
         ('{"scale": 2}', "not the metadata of srbench prepare"),
         (json.dumps({**json.loads((prepared_x2 / "meta.json").read_text()), "scale": "2"}), "scale = '2': expected int"),
         (json.dumps({**json.loads((prepared_x2 / "meta.json").read_text()), "bicubic_rounding": "never"}), "bicubic_rounding = 'never': choose one of"),
+        (json.dumps({**json.loads((prepared_x2 / "meta.json").read_text()), "valid_images": "a"}), "valid_images = 'a': expected list"),
+        (b"\xff\xfe\x00", "not the metadata of srbench prepare"),
     ):
-        (tmp_path / "meta.json").write_text(text)
+        path = tmp_path / "meta.json"
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
         with pytest.raises(SrbenchError, match=message):
             read_meta(tmp_path)

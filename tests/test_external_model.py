@@ -19,7 +19,7 @@ import yaml
 from pipeline.layout import Outputs
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline_repo import REPO, copy_repo, dvc, merge
-from srbench.models.edsr import EDSR
+from srbench.external.edsr import EDSR
 
 ESPCN = {  # the new section of params.yaml
     "channels": "y",

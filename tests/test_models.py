@@ -365,9 +365,27 @@ def test_an_unknown_model_and_a_broken_declaration_are_one_line(tmp_path: Path, 
     dist = tmp_path / "broken-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[srbench.models]\nvdsr = broken:SPEC\nnothing = srbench.models.spec:CHANNELS\n")
+    (dist / "entry_points.txt").write_text(
+        "[srbench.models]\nvdsr = broken:SPEC\nnothing = srbench.models.spec:CHANNELS\n"
+        "gan = broken_gan:SPEC\nlate = broken:LATE\nBig = broken:BIG\n"
+    )
+    (tmp_path / "broken.py").write_text(
+        "from srbench.models import SRCNN, VDSR\nfrom srbench.models.spec import ModelSpec\n"
+        "LATE = ModelSpec(name='late', network=VDSR, hyperparameters={}, paper='-', starts_from='srcnn')\n"
+        "BIG = ModelSpec(name='Big', network=SRCNN, hyperparameters={}, paper='-')\n"
+    )
+    (tmp_path / "broken_gan.py").write_text(  # adversarial on luma: refused when its module is imported
+        "from torch import nn\nfrom srbench.models import SRCNN\nfrom srbench.models.spec import ModelSpec\n"
+        "SPEC = ModelSpec(name='gan', network=SRCNN, hyperparameters={}, paper='-', discriminator=lambda size: nn.Identity(), content_losses=('mse',))\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(SrbenchError, match=r"model 'vdsr' is declared twice in the srbench.models entry points: by broken \(broken:SPEC\) and by srbench"):
-        model_spec("vdsr")
-    with pytest.raises(SrbenchError, match=r"model 'nothing': entry point srbench.models:nothing = srbench.models.spec:CHANNELS is not a srbench.models.spec.ModelSpec"):
-        build_model("nothing", 2, {})
+    refusals = {
+        "vdsr": r"model 'vdsr' is declared twice in the srbench.models entry points: by broken \(broken:SPEC\) and by srbench",
+        "nothing": r"entry point srbench.models:nothing = srbench.models.spec:CHANNELS is not a srbench.models.spec.ModelSpec",
+        "gan": r"entry point srbench.models:gan = broken_gan:SPEC does not load \(ValueError: gan: an adversarial model trains on rgb alone",
+        "late": r"entry point srbench.models:late = broken:LATE: starts from srcnn, so it needs srcnn's network and hyperparameters",
+        "Big": r"entry point srbench.models:Big = broken:BIG: the name must be lower-case letters, digits and . _ -",
+    }
+    for name, message in refusals.items():
+        with pytest.raises(SrbenchError, match=message):
+            build_model(name, 2, {})

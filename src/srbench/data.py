@@ -282,21 +282,15 @@ def read_meta(prepared_dir: Path) -> PreparedMeta:
     try:
         values = json.loads(path.read_text())
         meta = PreparedMeta(**values)
-    except (json.JSONDecodeError, TypeError) as error:
+    except (ValueError, TypeError) as error:  # not JSON (or not text), or other keys
         raise SrbenchError(f"{path}: not the metadata of srbench prepare ({error}; run srbench prepare again)") from error
-    for name, kind in (("scale", int), ("patch_size", int), ("train_patches", int), ("dataset", str), ("lr_source", str)):
+    kinds = (("scale", int), ("patch_size", int), ("train_patches", int), ("dataset", str), ("lr_source", str), ("valid_images", list), ("benchmark_images", dict))
+    for name, kind in kinds:
         if type(values[name]) is not kind:
             raise SrbenchError(f"{path}: {name} = {values[name]!r}: expected {kind.__name__} (run srbench prepare again)")
     if meta.bicubic_rounding not in ROUNDINGS:
         raise SrbenchError(f"{path}: bicubic_rounding = {meta.bicubic_rounding!r}: choose one of {', '.join(ROUNDINGS)}")
     return meta
-
-
-def bicubic_rounding(prepared_dir: Path) -> Rounding:
-    """How the prepared data rounded its bicubic resizes (``meta.json``), so that the bicubic
-    baseline and pairs made from other HR images are made alike; ``per_pass`` when there is no
-    prepared data."""
-    return read_meta(prepared_dir).bicubic_rounding if (prepared_dir / "meta.json").is_file() else "per_pass"
 
 
 @dataclass(frozen=True)

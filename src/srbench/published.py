@@ -1,11 +1,10 @@
 """Published Y-PSNR (dB) / Y-SSIM of bicubic upsampling, for the report to print beside what was
-measured here; each model's own published numbers are in its :class:`srbench.models.spec.ModelSpec`.
+measured here; each model's own published numbers are in its :class:`srbench.models.spec.ModelSpec`
+(srcnn's and vdsr's from the same table, srresnet's and srgan's from Ledig et al. 2017, Table 2).
 
 Source: Lim et al., "Enhanced Deep Residual Networks for Single Image Super-Resolution", CVPRW
-2017, Table 6 (DIV2K is its validation set), whose SRCNN and VDSR rows the specs of srcnn and
-vdsr hold; SRResNet and SRGAN: Ledig et al., "Photo-Realistic Single Image Super-Resolution
-Using a Generative Adversarial Network", CVPR 2017, Table 2. All are MATLAB-bicubic LR images,
-luma of BT.601, ``scale`` pixels cropped at the border. Nothing here is measured by srbench.
+2017, Table 6 (DIV2K is its validation set): MATLAB-bicubic LR images, luma of BT.601, ``scale``
+pixels cropped at the border. Nothing here is measured by srbench.
 """
 
 #: (test set, scale) -> bicubic's (Y-PSNR, Y-SSIM). "DIV2K" is DIV2K's validation split.

@@ -4,6 +4,7 @@ the pipeline passes between stages."""
 
 import contextlib
 import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,16 +46,29 @@ __all__ = [
 ]
 
 
+#: A model's name: a file name in models/seedN/, results/seedN/, and part of MLflow metric names.
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
 def model_spec(name: str) -> ModelSpec:
-    """The spec of model ``name``, loaded from its ``srbench.models`` entry point; an unknown
-    name, or an entry point that is not a :class:`ModelSpec` of that name, is one line."""
+    """The spec of model ``name``, loaded from its ``srbench.models`` entry point. An unknown
+    name, a declaration that does not load, that is not a :class:`ModelSpec` of that name, whose
+    name cannot name files (or is bicubic's), or whose ``starts_from`` is not a model of the
+    same network and hyperparameters is one line naming the entry point."""
     entry = model_entry_point(name)
+    where = f"model {name!r}: entry point {MODEL_GROUP}:{name} = {entry.value}"
     try:
         spec = entry.load()
-    except (ImportError, AttributeError) as error:
-        raise SrbenchError(f"model {name!r}: entry point {MODEL_GROUP}:{name} = {entry.value} does not load ({error})") from error
+    except Exception as error:  # the declaring module is another package's code: any error is its
+        raise SrbenchError(f"{where} does not load ({type(error).__name__}: {error})") from error
     if not isinstance(spec, ModelSpec) or spec.name != name:
-        raise SrbenchError(f"model {name!r}: entry point {MODEL_GROUP}:{name} = {entry.value} is not a srbench.models.spec.ModelSpec named {name!r}")
+        raise SrbenchError(f"{where} is not a srbench.models.spec.ModelSpec named {name!r}")
+    if not MODEL_NAME.fullmatch(name) or name == "bicubic":
+        raise SrbenchError(f"{where}: the name must be lower-case letters, digits and . _ - (file names), and not bicubic")
+    if spec.starts_from is not None:
+        start = model_spec(spec.starts_from)
+        if (start.network, dict(start.hyperparameters)) != (spec.network, dict(spec.hyperparameters)):
+            raise SrbenchError(f"{where}: starts from {spec.starts_from}, so it needs {spec.starts_from}'s network and hyperparameters")
     return spec
 
 

@@ -77,15 +77,15 @@ class ModelSpec:
     """A trainable model as the pipeline sees it.
 
     - ``name``: its name on the command line, in params.yaml (its section) and in dvc.yaml.
-    - ``network``: called as ``network(scale=, num_channels=, **arch)``; takes LR images in [0, 1]
-      (N, C, H, W) and returns SR images ``scale`` times larger.
+    - ``network``: a class (or function) called as ``network(scale=, num_channels=, **arch)``;
+      takes LR images in [0, 1] (N, C, H, W) and returns SR images ``scale`` times larger.
     - ``hyperparameters``: every keyword of ``network`` but ``scale`` and ``num_channels``, with
       what it accepts (``MODEL.arch`` is checked against it before any work starts).
     - ``paper``: where the architecture and recipe come from (shown in the report's notes).
     - ``channels``: the channel spaces it can be trained in (:data:`CHANNELS`).
     - ``discriminator``: None for a model trained on a pixel loss (``MODEL.loss_scale`` x MSE);
       for an adversarial one, the discriminator for a given HR crop size, and ``content_losses``
-      the content losses it accepts (``MODEL.content_loss``).
+      the content losses it accepts (``MODEL.content_loss``, non-empty); it trains on ``rgb`` alone.
     - ``starts_from``: the model whose trained weights (and architecture, and channels) its
       training continues from, passed as ``srbench train NAME --init``; None: from scratch.
     - ``published``: (test set, scale) -> (Y-PSNR, Y-SSIM) printed beside the measured numbers

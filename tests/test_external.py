@@ -1,4 +1,4 @@
-"""Published checkpoints of other architectures (srbench.checkpoints, `srbench evaluate NAME
+"""Published checkpoints of other architectures (srbench.external, `srbench evaluate NAME
 --weights FILE`): spandrel's own classes (RCAN, SwinIR, ESRGAN's RRDBNet) and srbench's EDSR in its
 authors' layout, built small with random weights and saved as their state dicts, as published
 checkpoints are."""
@@ -19,10 +19,10 @@ from spandrel.architectures.RCAN import RCAN
 from spandrel.architectures.SwinIR import SwinIR
 from torch import nn
 
-from srbench.checkpoints import load_checkpoint
+from srbench.external import load_checkpoint
 from srbench.errors import SrbenchError
 from srbench.models import build_model, save_model
-from srbench.models.edsr import EDSR
+from srbench.external.edsr import EDSR
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "EDSR": lambda scale: EDSR(scale, n_resblocks=2, n_feats=16),
@@ -51,7 +51,7 @@ def test_each_architecture_and_scale_is_detected_and_runs_as_built(architecture:
     suffix = ".safetensors" if architecture == "SwinIR" else ".pth"
     model, detected = load_checkpoint(saved(network, tmp_path / f"model{suffix}"))
     assert detected["architecture"] == architecture and detected["scale"] == scale
-    assert detected["parameters"] == sum(parameter.numel() for parameter in network.parameters())
+    assert detected["parameters"] == sum(parameter.numel() for parameter in network.parameters() if parameter.requires_grad)
     lr = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(model(lr), network(lr).clamp(0, 1), atol=1e-5, rtol=0)
@@ -134,6 +134,7 @@ def test_evaluate_a_published_checkpoint(prepared_x2: Path, tmp_path: Path, srbe
         (("bicubic", "--weights", str(weights), "--seed", "1"), "--seed 1: bicubic trains nothing"),
         (("srcnn-seed", "--weights", str(weights)), "not a srbench model file"),
         (("my/edsr", "--weights", str(weights)), "checkpoint name 'my/edsr': letters, digits"),
+        (("edsr+x2", "--weights", str(weights)), "checkpoint name 'edsr+x2': letters, digits and . _ -"),
         (("edsr",), "unknown model 'edsr'"),
     ]
     for arguments, message in refusals:

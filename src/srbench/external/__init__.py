@@ -3,7 +3,7 @@
 
 The architecture and scale are detected from the weights alone by spandrel (chaiNNer-org/spandrel,
 MIT): RCAN, SwinIR, ESRGAN/RRDB, Real-ESRGAN, HAT, SPAN, DAT and the many more it knows, plus EDSR
-in its authors' layout (:mod:`srbench.models.edsr`), which spandrel lacks and srbench adds.
+in its authors' layout (:mod:`srbench.external.edsr`), which spandrel lacks and srbench adds.
 Only tensors are read, as for srbench's own files: ``torch.load(weights_only=True)`` or
 safetensors. spandrel's own file loader is not used (it would run a ``.pt`` file as TorchScript).
 """
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from srbench.errors import SrbenchError
-from srbench.models.edsr import EDSR
+from srbench.external.edsr import EDSR
 
 if TYPE_CHECKING:
     from spandrel import ArchRegistry, ImageModelDescriptor
@@ -51,7 +51,8 @@ def _registry() -> ArchRegistry:
             )
 
     registry = ArchRegistry()
-    registry.add(ArchSupport.from_architecture(EDSRArch()), *MAIN_REGISTRY.architectures())
+    # ignore_duplicates: should spandrel come to know an "EDSR" too, this one (the authors' layout) is kept
+    registry.add(ArchSupport.from_architecture(EDSRArch()), *MAIN_REGISTRY.architectures(), ignore_duplicates=True)
     return registry
 
 
@@ -106,7 +107,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
     except UnsupportedModelError as error:
         hint = " (a srbench model file: evaluate it by its model name)" if {"name", "arch", "state_dict"} <= set(state) else ""
         raise SrbenchError(f"{path}: no known architecture matches these weights{hint}") from error
-    except (RuntimeError, KeyError, ValueError, IndexError, AssertionError) as error:  # detected, then the tensors do not fit
+    except (RuntimeError, KeyError, ValueError, IndexError, AssertionError, TypeError, AttributeError) as error:  # detected, then the values do not fit
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SrbenchError(f"{path}: the weights do not load into the detected architecture ({reason})") from error
     name = descriptor.architecture.name
@@ -115,5 +116,5 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
     if (descriptor.input_channels, descriptor.output_channels) != (3, 3):
         raise SrbenchError(f"{path}: {name} with {descriptor.input_channels} input and {descriptor.output_channels} output channels: srbench evaluates RGB models")
     model = CheckpointModel(descriptor).to(device).eval()
-    parameters = sum(parameter.numel() for parameter in model.parameters())
+    parameters = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)  # as for srbench's models: EDSR's fixed mean shifts not counted
     return model, {"architecture": name, "scale": descriptor.scale, "tags": list(descriptor.tags), "parameters": parameters}

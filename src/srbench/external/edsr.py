@@ -1,7 +1,7 @@
 """EDSR: Lim, Son, Kim, Nah and Lee, "Enhanced Deep Residual Networks for Single Image
 Super-Resolution", CVPRW 2017 (arXiv:1707.02921), laid out as the authors' EDSR-PyTorch code
 lays it out, so that their published checkpoints (``edsr_baseline_x2``, ``edsr_x4``, ...) load
-as they are (:mod:`srbench.checkpoints`).
+as they are (:mod:`srbench.external`). Not a model srbench trains: it has no ModelSpec.
 
 The DIV2K mean subtracted (``sub_mean``), a 3 × 3 head convolution, B residual blocks
 (conv–ReLU–conv, scaled by ``res_scale``, no batch normalisation) and a convolution, added to
