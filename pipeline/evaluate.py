@@ -144,6 +144,8 @@ def evaluate(
         scale, upscale, used_device = detected["scale"], model_upscaler(network, device), device
     else:
         network, meta = load_model(weights or run.weights, device)
+        if scale is not None and scale != meta["scale"]:
+            raise ParamError(f"--scale {scale}: {weights or run.weights} holds {model} x{meta['scale']}, which upscales by its own scale (leave --scale out)")
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
         sources, pairs = {hr_dir.name: hr_dir}, {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}

@@ -1,6 +1,7 @@
 """`srbench profile NAME`: make params.yaml one of the profiles in profiles/ (quick or paper)."""
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -9,6 +10,21 @@ from pipeline.process import logger
 from srbench.files import write_text
 
 PROFILES = Path("profiles")
+SHOWN = 3  # differing keys named in the refusal
+
+
+ABSENT = "(absent)"
+
+
+def differences(values: Any, profile: Any, key: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted keys whose values differ between two params mappings, with both values (a key
+    only one of them has: :data:`ABSENT` in the other)."""
+    if not (isinstance(values, dict) and isinstance(profile, dict)):
+        return {} if values == profile else {key: (values, profile)}
+    found: dict[str, tuple[Any, Any]] = {}
+    for name in dict.fromkeys([*values, *profile]):
+        found |= differences(values.get(name, ABSENT), profile.get(name, ABSENT), f"{key}.{name}" if key else str(name))
+    return found
 
 
 def profile(
@@ -24,7 +40,15 @@ def profile(
     Params(source)  # a readable mapping, or a one-line error
     if params_file.is_file() and not force:
         current = Params(params_file).data  # values, not text: `dvc exp run -S` rewrites the formatting
-        if all(current != Params(PROFILES / f"{other}.yaml").data for other in available):
-            raise ParamError(f"{params_file}: has edits that match no profile in {PROFILES}/; keep them elsewhere or pass --force")
+        profiles = {other: Params(PROFILES / f"{other}.yaml").data for other in available}
+        differing = {other: differences(current, values) for other, values in profiles.items()}
+        if all(differing.values()):
+            nearest = min(differing, key=lambda other: len(differing[other]))
+            keys = list(differing[nearest].items())
+            named = "; ".join(f"{key} = {here!r} (profile: {there!r})" for key, (here, there) in keys[:SHOWN])
+            named += f"; and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+            raise ParamError(
+                f"{params_file}: has edits that match no profile in {PROFILES}/ (nearest, {nearest}: {named}); keep them elsewhere or pass --force"
+            )
     write_text(params_file, source.read_text())
     logger.info("%s is now the %s profile (%s); run `dvc repro`", params_file, name, source)

@@ -1,6 +1,7 @@
 """`srbench ui`: the MLflow UI on this workspace's runs, opened on the quality view."""
 
 import os
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -19,6 +20,18 @@ def runs_page(base_url: str, experiment_id: str) -> str:
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
+def refuse_busy_port(host: str, port: int) -> None:
+    """Refuse, in one line, a ``host``:``port`` that something already listens on (the printed
+    link would lead there, and the server would fail after it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ParamError(f"--port {port}: {host}:{port} is not free ({error.strerror}); choose another --port") from error
+
+
 def ui(
     host: str = typer.Option("127.0.0.1", help="Network interface to serve on (0.0.0.0: every one; see mlflow server --help on --allowed-hosts)."),
     port: int = typer.Option(5000, min=1, max=65535, help="Port to serve on."),
@@ -29,6 +42,7 @@ def ui(
     """Serve the MLflow UI on this workspace's store, mlruns/mlflow.db with mlruns/artifacts (or on
     MLFLOW_TRACKING_URI's database), and print the address of the srbench runs with their PSNR and
     SSIM columns. A plain `mlflow ui` would open an empty ./mlflow.db instead."""
+    refuse_busy_port(host, port)
     import mlflow  # here, so that `srbench --help` stays fast
 
     user_uri = os.environ.get(URI_VARIABLE)

@@ -120,7 +120,7 @@ def test_profile_switches_params_and_protects_local_edits(workdir: Path) -> None
     assert result.returncode == 0, result.stderr
     assert (workdir / "params.yaml").read_text() == (REPO / "profiles" / "paper.yaml").read_text()
     set_param(workdir, "train.budget", 0.01)
-    assert_one_line_error(srbench("profile", "quick", cwd=workdir), "params.yaml", "match no profile", "--force")
+    assert_one_line_error(srbench("profile", "quick", cwd=workdir), "params.yaml", "match no profile", "(nearest, paper: train.budget = 0.01 (profile: 1.0))", "--force")
     assert srbench("profile", "quick", "--force", cwd=workdir).returncode == 0
     assert (workdir / "params.yaml").read_text() == (REPO / "params.yaml").read_text()
     assert_one_line_error(srbench("profile", "huge", cwd=workdir), "profiles/huge.yaml", "paper, quick")
@@ -157,6 +157,26 @@ def test_upscale_with_bicubic(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = read_image(workdir / "out" / "in.png")
     assert out.shape == (24, 30, 3) and (out == 120).all()
+
+
+@pytest.mark.parametrize("tile", ["0", "16"])
+def test_upscale_keeps_a_jpeg_a_jpeg_when_asked(workdir: Path, tile: str) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, size=(30, 40, 3), dtype=np.uint8)).save(workdir / "photo.jpg", quality=90)
+    write_png(workdir / "drawing.png", rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8))
+    command = ["upscale", "--model", "bicubic", "--scale", "2", "photo.jpg", "drawing.png", "--out", "out", "--tile", tile]
+    result = srbench(*command, "--format", "keep", "--quality", "80", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (workdir / "out").iterdir()) == ["drawing.png", "photo.jpg"]
+    with Image.open(workdir / "out" / "photo.jpg") as image:
+        assert image.format == "JPEG" and image.size == (80, 60)
+    bicubic = srbench(*command[:-4], "--out", "png", "--tile", tile, cwd=workdir)  # the default: PNG, lossless
+    assert bicubic.returncode == 0 and read_image(workdir / "png" / "photo.png").shape == (60, 80, 3)
+    exact = read_image(workdir / "png" / "photo.png").astype(int)
+    assert np.abs(read_image(workdir / "out" / "photo.jpg").astype(int) - exact).mean() < 8  # JPEG at 80, 4:4:4
+    assert_one_line_error(srbench(*command, "--format", "gif", cwd=workdir), "--format gif: choose one of png, keep")
 
 
 def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
@@ -198,6 +218,25 @@ def test_evaluate_and_upscale_a_users_own_images(workdir: Path) -> None:
     result = srbench("upscale", "--model", "vdsr", "--weights", "vdsr.pt", "photos/one.png", "--out", "up", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert read_image(workdir / "up" / "one.png").shape == (99, 120, 3)
+    assert "upscaled 1 image(s) x3 with vdsr: 0.01 MP written in " in result.stderr and result.stderr.rstrip().endswith("s, in up")
+
+    # a --scale that contradicts the model's own is refused, not ignored
+    for command in (["upscale", "--model", "vdsr", "photos/one.png", "--out", "up2"], ["evaluate", "vdsr", "--hr-dir", "photos", "--out", "mine2"]):
+        result = srbench(*command, "--weights", "vdsr.pt", "--scale", "2", cwd=workdir)
+        assert_one_line_error(result, "--scale 2: vdsr.pt holds vdsr x3, which upscales by its own scale (leave --scale out)")
+    assert_one_line_error(srbench("upscale", "--model", "bicubic", "photos/one.png", "--out", "up3", cwd=workdir), "srbench: error: bicubic needs --scale 2, 3 or 4")
+    assert not (workdir / "up2").exists() and not (workdir / "mine2").exists()
+
+
+def test_ui_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = srbench("ui", "--port", str(port), cwd=tmp_path)
+    assert_one_line_error(result, f"--port {port}: 127.0.0.1:{port} is not free", "choose another --port")
 
 
 def test_version_and_plain_help_text(tmp_path: Path) -> None:

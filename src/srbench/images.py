@@ -150,6 +150,13 @@ def write_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
+def write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    """Write an H×W×3 uint8 array as JPEG of ``quality`` (1-95), colour at full resolution (4:4:4:
+    halving the chroma would blur exactly the detail super-resolution adds), atomically."""
+    with naming(path), atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=quality, subsampling=0)
+
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_ROWS = 32  # rows filtered at once: a few MB of int16 work arrays however wide the image
 
