@@ -359,10 +359,20 @@ def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[s
     mlflow.log_input(dataset, context=context, tags=tags)
 
 
-class _Deferring:
-    """A module (mlflow, or one of its submodules) whose every function runs with SIGTERM held
-    back until it returns (:func:`pipeline.process.sigterm_deferred`): a stop never cuts a write
-    to the tracking store in half."""
+SIGNIFICANT_DIGITS = 6  # of a logged metric: 33.6597 dB, 0.940414, a loss of 0.00164123
+
+
+def rounded(value: float) -> float:
+    """``value`` to :data:`SIGNIFICANT_DIGITS` significant digits: what the MLflow UI shows (a
+    float's seventeen digits are noise there; the DVC metrics files keep them all)."""
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+class _StageTracking:
+    """A module (mlflow, or one of its submodules) as a stage logs with: every function runs with
+    SIGTERM held back until it returns (:func:`pipeline.process.sigterm_deferred`: a stop never
+    cuts a write to the tracking store in half), and ``log_metric``/``log_metrics`` round the
+    values (:func:`rounded`)."""
 
     def __init__(self, module: Any) -> None:
         self._module = module
@@ -370,12 +380,16 @@ class _Deferring:
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._module, name)
         if isinstance(value, types.ModuleType):
-            return _Deferring(value)
+            return _StageTracking(value)
         if not callable(value) or isinstance(value, type):
             return value
 
         @functools.wraps(value)
         def deferred(*args: Any, **kwargs: Any) -> Any:
+            if name == "log_metrics" and args:
+                args = ({key: rounded(number) for key, number in args[0].items()}, *args[1:])
+            elif name == "log_metric" and len(args) > 1:
+                args = (args[0], rounded(args[1]), *args[2:])
             with sigterm_deferred():
                 return value(*args, **kwargs)
 
@@ -387,7 +401,7 @@ def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None, see
     """Start an MLflow run in the ``srbench`` experiment, named ``STAGE@MODEL #N`` (``STAGE #N``
     without a model; N numbers the runs of that name), tagged with the stage (DVC's name for it
     under DVC), model, training seed (if any), git commit, DVC experiment and process, and yield the ``mlflow`` module to
-    log with (each of its calls shielded from SIGTERM while it writes: :class:`_Deferring`).
+    log with (each of its calls shielded from SIGTERM while it writes, metrics rounded: :class:`_StageTracking`).
     SIGTERM (:class:`Terminated`, or any error once the process was sent SIGTERM) or Ctrl-C
     inside marks the run KILLED, another exception FAILED; both propagate. Runs of this host left
     RUNNING by a process that has ended are marked KILLED first."""
@@ -413,7 +427,7 @@ def mlflow_run(stage: str, params: dict[str, Any], model: str | None = None, see
             with sigterm_deferred():
                 _settle_name(client, run, base)
                 mlflow.log_params(_flatten(params))
-            yield _Deferring(mlflow)
+            yield _StageTracking(mlflow)
         except BaseException as error:
             if isinstance(error, (Terminated, KeyboardInterrupt)) or terminating():  # e.g. a collective whose peer was stopped first
                 with sigterm_deferred():  # a second SIGTERM waits for the mark

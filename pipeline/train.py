@@ -355,7 +355,7 @@ def _write_outputs(
             upscale = model_upscaler(network, device)
             for pair in samples:
                 mlflow.log_image(upscale(pair.lr), artifact_file=f"samples/{pair.name}_sr.png")
-            mlflow.log_text(curves, f"{model}.csv")
+            mlflow.log_text(curves, "curves.csv")  # one name for every model: MLflow's Compare lines them up
             with naming(places[0]):
                 save_model(weights, network, model, card["scale"], card["arch"], card["channels"])
             with naming(places[1]):

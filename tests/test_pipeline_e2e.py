@@ -145,7 +145,7 @@ def test_mlflow_has_a_run_per_stage_and_model(repo: Path) -> None:
     client = mlflow.MlflowClient()
     history = client.get_metric_history(srgan["run_id"], "d_real")
     assert [point.step for point in history] == [1, 2]  # train.validations: 2
-    assert {a.path for a in client.list_artifacts(srgan["run_id"])} >= {"samples", "srgan.csv"}
+    assert {a.path for a in client.list_artifacts(srgan["run_id"])} >= {"samples", "curves.csv"}
     evaluated = runs[runs["tags.stage"] == "evaluate@vdsr-seed-0"].iloc[0]
     assert evaluated["metrics.valid_psnr_y"] > 5
 

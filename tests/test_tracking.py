@@ -77,12 +77,14 @@ def test_run_is_tagged_and_logged_to_sqlite(workspace: Path, monkeypatch: pytest
     monkeypatch.setenv("DVC_STAGE", "train@vdsr")
     with mlflow_run("train", {"steps": 3, "arch": {"depth": 20}}, model="vdsr") as tracker:
         tracker.log_metric("psnr_y", 30.0)
+        tracker.log_metrics({"ssim_y": 0.9404137484266831, "loss": 0.001641234567})  # shown with 6 significant digits
     [run] = runs(workspace)
     assert run.info.status == "FINISHED" and run.info.run_name == "train@vdsr #1"
     tags = run.data.tags
     assert tags["stage"] == "train@vdsr" and tags["model"] == "vdsr" and tags["launched_by"] == "dvc" and "git_commit" in tags
     assert tags["srbench.host"] == socket.gethostname() and tags["srbench.pid"] == str(os.getpid())
     assert run.data.params["arch.depth"] == "20" and run.data.metrics["psnr_y"] == 30.0
+    assert run.data.metrics["ssim_y"] == 0.940414 and run.data.metrics["loss"] == 0.00164123
 
 
 def test_exception_marks_the_run_failed(workspace: Path) -> None:
