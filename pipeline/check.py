@@ -96,7 +96,8 @@ def check(
 
     # Eager: a few hundred steps, which compiling would cost more than it saves, and it changes no result.
     overrides = {"batch_size": batch_size, "patch_size": patch_size, "compile": False}
-    crops = {model: patch_size or read_recipe(params, model).patch_size for model in models}  # every param, first
+    recipes = {model: read_recipe(params, model) for model in models}  # every param, first
+    crops = {model: patch_size or recipe.patch_size for model, recipe in recipes.items()}
     meta = read_meta(data)
     for model, crop in crops.items():
         if crop % meta.scale or crop > meta.patch_size:
@@ -109,7 +110,7 @@ def check(
 
     checks = []
     for model in models:
-        model_overrides = overrides | ({"vgg_weights": vgg_weights} if read_recipe(params, model).content_loss else {})
+        model_overrides = overrides | ({"vgg_weights": vgg_weights} if recipes[model].content_loss else {})
         logger.info("checking %s (%s) for %d steps on %s", model, params.path, steps, target)
         checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic, target))
     table = markdown(checks)

@@ -135,9 +135,8 @@ def read_recipe(params: Params, model: str, budget: float | None = None, seed: i
     steps = _scaled(params.integer(f"{model}.steps", minimum=1), budget)
     channels_key = f"{spec.starts_from or model}.channels"  # srgan goes on in the channels of the SRResNet it starts from
     channels = params.choice(channels_key, CHANNELS)
-    if channels not in spec.channels:
-        why = " (its discriminator judges colour images)" if spec.adversarial else ""
-        raise ParamError(f"{params.path}: {channels_key} = {channels!r}: {model} trains on {' or '.join(spec.channels)}{why}")
+    if problem := spec.channels_problem(channels):
+        raise ParamError(f"{params.path}: {channels_key} = {channels!r}: {problem}")
     rgb_permutation = params.choice(f"{model}.rgb_permutation", (True, False))
     if rgb_permutation and channels != "rgb":
         raise ParamError(f"{params.path}: {model}.rgb_permutation = true: only for RGB training ({channels_key} is {channels!r})")

@@ -168,7 +168,8 @@ def report(
     scale = meta.scale
     trained_models = models[1:]
     runs = {"bicubic": [Outputs("bicubic")]} | {model: [Outputs(model, seed) for seed in seeds] for model in trained_models}
-    runs |= {name + EXTERNAL_MARK: [external_outputs(name)] for name in external}
+    external_rows = {name + EXTERNAL_MARK: name for name in external}  # table row -> checkpoint name
+    runs |= {row: [external_outputs(name)] for row, name in external_rows.items()}
 
     evaluated = {model: [_evaluated(run) for run in model_runs] for model, model_runs in runs.items()}  # model -> one per seed
     set_names = _test_sets(runs["bicubic"][0].results / "metrics.json", evaluated["bicubic"][0], None)
@@ -176,7 +177,7 @@ def report(
         for run, metrics in zip(runs[model], evaluated[model]):
             _test_sets(run.results / "metrics.json", metrics, set_names)
     evaluation = {model: _read_json(model_runs[0].results / "evaluation.json", _evaluate_command(model_runs[0])) for model, model_runs in runs.items()}
-    checkpoints = {name: evaluation[name + EXTERNAL_MARK].get("checkpoint") for name in external}
+    checkpoints = {name: evaluation[row].get("checkpoint") for row, name in external_rows.items()}
     if missing := [name for name, checkpoint in checkpoints.items() if not checkpoint]:
         raise SrbenchError(f"{external_outputs(missing[0]).results / 'evaluation.json'}: no checkpoint key (not an evaluation of a published checkpoint)")
     trained = {model: [_training_summary(run) for run in runs[model]] for model in trained_models}
@@ -222,17 +223,17 @@ def report(
             heading, published_key = _set_title(set_name, meta)
             rows = []
             for model in runs:
-                found = None if model.endswith(EXTERNAL_MARK) else _published(model, published_key, scale)
+                found = None if model in external_rows else _published(model, published_key, scale)
                 row = {"name": model, **mean_over_seeds([seed[set_name] for seed in evaluated[model]]), "published": found and found[0]}
-                if model.endswith(EXTERNAL_MARK):
-                    row["n_parameters"] = checkpoints[model.removesuffix(EXTERNAL_MARK)]["parameters"]
+                if model in external_rows:
+                    row["n_parameters"] = checkpoints[external_rows[model]]["parameters"]
                 if model in trained:
                     before = costs[starts_from[model]]["training_seconds"] if starts_from.get(model) in costs else 0.0
                     row |= {"n_parameters": trained[model][0]["n_parameters"], "training_seconds": before + costs[model]["training_seconds"]}
                 if found:
                     cited.add(found[1])
                 rows.append(row)
-                logged_name = model.removesuffix(EXTERNAL_MARK)
+                logged_name = external_rows.get(model, model)
                 mlflow.log_metrics({f"{set_name}_{logged_name}_{key}": row[key] for key in ("psnr_y", "ssim_y", "max_worst_channel_error")})
             section = (
                 f"## {heading}, x{scale}\n\nMeans over the {evaluated['bicubic'][0][set_name]['n_images']} images:\n\n{markdown_table(rows)}"

@@ -2,6 +2,8 @@
 `srbench --help` and usage errors answer at once): the models, the scales, the benchmark sets,
 the upscaling tile, the keys of a training's cost."""
 
+import functools
+import sys
 from importlib.metadata import EntryPoint, entry_points
 
 from srbench.errors import SrbenchError
@@ -12,15 +14,23 @@ from srbench.errors import SrbenchError
 MODEL_GROUP = "srbench.models"
 
 
+@functools.lru_cache(maxsize=4)
+def _declared(path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    """Every ``srbench.models`` entry point on the import path ``path`` (a scan of the installed
+    distributions, a few ms: done once per path, not for each of the dozen lookups that building
+    or loading one model makes)."""
+    return tuple(sorted(entry_points(group=MODEL_GROUP), key=lambda entry: entry.name))
+
+
 def model_entry_points() -> dict[str, EntryPoint]:
     """The declared models by name (sorted), without importing them: srbench's own (the papers'
     networks and, with ``-seed``, the study's, Dias & Binkowski) and other packages'."""
-    return {entry.name: entry for entry in sorted(entry_points(group=MODEL_GROUP), key=lambda entry: entry.name)}
+    return {entry.name: entry for entry in _declared(tuple(sys.path))}
 
 
 def model_entry_point(name: str) -> EntryPoint:
     """Model ``name``'s entry point; an unknown name, or one that two packages declare, is one line."""
-    declared = [entry for entry in entry_points(group=MODEL_GROUP) if entry.name == name]
+    declared = [entry for entry in _declared(tuple(sys.path)) if entry.name == name]
     if not declared:
         raise SrbenchError(f"unknown model {name!r}: choose one of {', '.join(model_names())}")
     if len({entry.value for entry in declared}) > 1:

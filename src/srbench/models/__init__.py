@@ -98,10 +98,8 @@ def _check_scale(name: str, scale: Any) -> None:
 
 
 def _check_channels(name: str, channels: Any) -> None:
-    spec = model_spec(name)
-    if channels not in spec.channels:
-        why = " (its discriminator judges colour images)" if spec.adversarial else ""
-        raise SrbenchError(f"{name}.channels = {channels!r}: {name} trains on {' or '.join(spec.channels)}{why}")
+    if problem := model_spec(name).channels_problem(channels):
+        raise SrbenchError(f"{name}.channels = {channels!r}: {problem}")
 
 
 def build_model(name: str, scale: int, arch: dict[str, Any], channels: str = "rgb") -> nn.Module:

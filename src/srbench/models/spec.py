@@ -114,6 +114,13 @@ class ModelSpec:
         if self.published and not self.published_source:
             raise ValueError(f"{self.name}: published numbers need their published_source")
 
+    def channels_problem(self, channels: str) -> str | None:
+        """Why this model cannot train in ``channels``, or None."""
+        if channels in self.channels:
+            return None
+        why = " (its discriminator judges colour images)" if self.adversarial else ""
+        return f"{self.name} trains on {' or '.join(self.channels)}{why}"
+
     @property
     def adversarial(self) -> bool:
         """Whether it is trained against a discriminator (else on a pixel loss)."""
