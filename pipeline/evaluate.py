@@ -15,7 +15,7 @@ from pipeline.layout import Outputs, check_external_name, external_outputs, read
 from pipeline.outputs import ensure_writable, refuse_pipeline_paths, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
-from pipeline.tracking import log_dataset, mlflow_run, output_places
+from pipeline.tracking import log_dataset, mlflow_run, output_places, registered_version
 from srbench.files import file_digest, staged_folder, tree_digest
 from srbench.names import BENCHMARK_SETS, SCALES, model_names
 
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 
 SAMPLE_IMAGES = 3  # SR images per test set attached to the MLflow run
 HEADLINE = ("psnr_y", "ssim_y")  # of each test set, in metrics/eval/ (what `dvc metrics show` lists)
+
+
+def metric_names(set_names: list[str]) -> dict[str, str]:
+    """The prefix of each test set's metrics in the MLflow run: none for the first (the held-out
+    ``valid`` split, or the ``--hr-dir`` folder), whose ``psnr_y`` sits in the same column as the
+    training runs' validation ``psnr_y``, so one column ranks every model and bicubic; ``SET_``
+    for each benchmark set after it (``Set5_psnr_y``). Each is logged with its data set."""
+    return {name: "" if index == 0 else f"{name}_" for index, name in enumerate(set_names)}
 
 
 def evaluation_sets(data: Path) -> dict[str, Path]:
@@ -159,16 +167,24 @@ def evaluate(
     logged |= {f"checkpoint_{key}": value for key, value in checkpoint.items() if key != "tags"}
     ensure_writable(out.parent, *([] if headline is None else [headline.parent]), *output_places())
     lock = "evaluate-" + hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]  # one evaluation into each output folder at a time
+    weights_digest = None if model == "bicubic" or external else file_digest(weights or run.weights)
     with workspace_lock(lock, f"an evaluation into {out}"), mlflow_run("evaluate", logged, model=model, seed=seed) as mlflow:
         mlflow.set_tag("lpips", evaluation["lpips"])
+        version = weights_digest and registered_version(mlflow, model, weights_digest)
+        if version:
+            mlflow.set_tag("model_version", version[1])  # and each metric names the logged model: the run's Models column
+        elif weights_digest:
+            logger.info("%s: not a version in this workspace's Model Registry (trained elsewhere?): the run names no model", weights or run.weights)
+        link = {"model_id": version[0]} if version else {}
+        prefixes = metric_names(list(pairs))
         summary: dict = {}
         per_image, images_out = {}, {}
         for set_name, set_pairs in pairs.items():
             files = sorted(path for path in sources[set_name].rglob("*") if path.is_file())
-            log_dataset(mlflow, sources[set_name], tree_digest(files, sources[set_name])[:16], "evaluation")
+            dataset = log_dataset(mlflow, sources[set_name], tree_digest(files, sources[set_name])[:16], "evaluation")
             summary[set_name], per_image[set_name], images_out[set_name] = _score(set_name, upscale, set_pairs, scale, used_device, lpips)
             scores = summary[set_name]
-            mlflow.log_metrics({f"{set_name}_{key}": value for key, value in scores.items()})
+            mlflow.log_metrics({f"{prefixes[set_name]}{key}": value for key, value in scores.items()}, dataset=dataset, **link)
             worst = _worst_colour_image(per_image[set_name])
             logger.info(
                 "%s on %s (x%d, %d images): psnr_y %.3f dB, ssim_y %.4f, psnr_rgb %.3f dB, "

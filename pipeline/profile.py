@@ -27,20 +27,29 @@ def differences(values: Any, profile: Any, key: str = "") -> dict[str, tuple[Any
     return found
 
 
+def read_profiles() -> dict[str, dict[str, Any]]:
+    """The values of every profile in this workspace's profiles/, by name (none without the folder)."""
+    return {path.stem: Params(path).data for path in sorted(PROFILES.glob("*.yaml"))}
+
+
+def matching_profile(values: dict[str, Any]) -> str | None:
+    """The profile whose values ``values`` are (the params of a training, say), or None: edited
+    values (`dvc exp run -S ...`), or no profile here."""
+    return next((name for name, profile in read_profiles().items() if not differences(values, profile)), None)
+
+
 def profile(
     name: str = typer.Argument(..., help="A profile in profiles/: quick (embedded data, CPU, minutes) or paper (DIV2K, GPU, hours)."),
     params_file: Path = PARAMS_OPTION,
     force: bool = typer.Option(False, "--force", help="Overwrite a params file whose values match no profile (local edits)."),
 ) -> None:
     """Switch the pipeline's parameters to a profile; `dvc repro` then re-runs what changed."""
-    available = sorted(path.stem for path in PROFILES.glob("*.yaml"))
+    profiles = read_profiles()  # each a readable mapping, or a one-line error
     source = PROFILES / f"{name}.yaml"
-    if not source.is_file():
-        raise ParamError(f"{source}: no such profile (available: {', '.join(available) or 'none'})")
-    Params(source)  # a readable mapping, or a one-line error
+    if name not in profiles:
+        raise ParamError(f"{source}: no such profile (available: {', '.join(profiles) or 'none'})")
     if params_file.is_file() and not force:
         current = Params(params_file).data  # values, not text: `dvc exp run -S` rewrites the formatting
-        profiles = {other: Params(PROFILES / f"{other}.yaml").data for other in available}
         differing = {other: differences(current, values) for other, values in profiles.items()}
         if all(differing.values()):
             nearest = min(differing, key=lambda other: len(differing[other]))

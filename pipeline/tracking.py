@@ -5,9 +5,10 @@ artifacts under ``mlruns/artifacts/`` (MLflow 3 refuses the plain file store). T
 the current directory, except in the temporary copy that ``dvc exp run --temp`` (or a queued
 experiment) runs in, ``$DVC_ROOT/.dvc/tmp/exps/...``: there it is ``$DVC_ROOT``, the user's
 workspace, so that those runs outlive the copy. MLflow stores artifact locations as absolute
-URIs; a workspace copied or moved elsewhere notices that its store points at another
-``mlruns/artifacts`` and takes its runs over (see :func:`_adopt_moved_store`), so that it never
-writes into the original. ``MLFLOW_TRACKING_URI``, when set, is used unchanged instead, and
+URIs; a workspace copied or moved elsewhere notices, at its next stage (or ``srbench ui``), that
+its store points at another ``mlruns/artifacts`` and takes its runs, logged models and registry
+versions over (see :func:`_adopt_moved_store`), so that it never writes into, nor loads from, the
+original. ``MLFLOW_TRACKING_URI``, when set, is used unchanged instead, and
 MLflow decides where artifacts go.
 
 The ``srbench`` experiment opens in ``mlflow ui`` on its runs (``mlflow.experimentKind``) and
@@ -50,12 +51,15 @@ KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"  
 VIEW_KEY = "srbench"  # the saved view's key: ...#/experiments/ID/runs?viewStateShareKey=srbench
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 DESCRIPTION_TAG = "mlflow.note.content"
-#: The saved view's columns (the MLflow UI's keys): the registered model, the quality and speed
-#: of each training and evaluation, where it ran (the data set is on each run's page).
+#: The saved view's columns (the MLflow UI's keys): the model registered by a training (Models)
+#: or scored by an evaluation (``model_version``: MLflow 3.17's run search returns no model
+#: inputs, so its Models column shows outputs only), the quality (Y-PSNR/SSIM on the held-out split: a training's last
+#: validation, an evaluation's score, bicubic's too) and speed, where it ran (the data set is on
+#: each run's page).
 VIEW_COLUMNS = (
-    "attributes.`Models`",
-    "metrics.`psnr_y`", "metrics.`ssim_y`", "metrics.`valid_psnr_y`", "metrics.`valid_ssim_y`",
-    "metrics.`training_seconds`", "metrics.`valid_megapixels_per_second`",
+    "attributes.`Models`", "tags.`model_version`",
+    "metrics.`psnr_y`", "metrics.`ssim_y`",
+    "metrics.`training_seconds`", "metrics.`megapixels_per_second`",
     "params.`precision`", "params.`device_name`", "tags.`model`", "tags.`seed`",
 )
 VIEW_SAVED_AT = 1767225600000  # a fixed time (ms), so that the tag's value never changes by itself
@@ -154,6 +158,7 @@ _LOCATION_COLUMNS = [
     ("experiments", "artifact_location", ""),
     ("runs", "artifact_uri", ""),
     ("logged_models", "artifact_location", ""),
+    ("model_versions", "storage_location", ""),  # what `models:/NAME/N` loads
     ("trace_tags", "value", " AND key = 'mlflow.artifactLocation'"),
 ]
 
@@ -167,8 +172,9 @@ def _is_mlruns_artifacts(location: str) -> bool:
 
 def _adopt_moved_store(db: Path, old: str, new: str) -> None:
     """Point every artifact location under ``old`` in the SQLite store ``db`` at ``new`` instead:
-    the experiment (so that new runs write under ``new``), and the runs, logged models and traces
-    logged before the workspace was copied or moved (their artifacts were copied with it)."""
+    the experiment (so that new runs write under ``new``), and the runs, logged models, registered
+    model versions and traces logged before the workspace was copied or moved (their artifacts
+    were copied with it)."""
     with closing(sqlite3.connect(db, timeout=60)) as connection, connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, column, condition in _LOCATION_COLUMNS:
@@ -183,8 +189,9 @@ def _adopt_moved_store(db: Path, old: str, new: str) -> None:
 def experiment_tags() -> dict[str, str]:
     """The ``srbench`` experiment's tags for the MLflow UI: the experiment kind (model training:
     the runs, not the GenAI overview of traces), the saved view "PSNR / SSIM" (the quality columns
-    shown, newest run first) and a description."""
-    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "attributes.start_time", "orderByAsc": False}
+    shown, the runs ranked by ``psnr_y``: every training, evaluation and bicubic in one column,
+    runs without it last) and a description."""
+    state = {"selectedColumns": list(VIEW_COLUMNS), "orderByKey": "metrics.`psnr_y`", "orderByAsc": False}
     view = {"name": "PSNR / SSIM", "createdAt": VIEW_SAVED_AT, "updatedAt": VIEW_SAVED_AT, "state": json.dumps(state)}
     return {KIND_TAG: MODEL_TRAINING, VIEW_TAG: json.dumps(view), DESCRIPTION_TAG: DESCRIPTION}
 
@@ -344,11 +351,12 @@ def _settle_name(client: Any, run: Any, base: str) -> None:
         client.update_run(run.info.run_id, name=name)
 
 
-def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[str, str] | None = None) -> None:
-    """Log the data folder ``path`` as an input of the active run (its Dataset column): an MLflow
-    dataset of metadata only, named by ``path`` as given, its source the folder's absolute path,
-    ``digest`` a fingerprint of its content (at most 36 characters, MLflow's limit) and
-    ``context`` what the run did with it (``training``, ``evaluation``)."""
+def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[str, str] | None = None) -> Any:
+    """Log the data folder ``path`` as an input of the active run (its Dataset column) and return
+    it, for metrics measured on it (``log_metrics(..., dataset=...)``): an MLflow dataset of
+    metadata only, named by ``path`` as given, its source the folder's absolute path, ``digest`` a
+    fingerprint of its content (at most 36 characters, MLflow's limit) and ``context`` what the
+    run did with it (``training``, ``validation``, ``evaluation``)."""
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
     from mlflow.data.meta_dataset import MetaDataset
 
@@ -357,6 +365,34 @@ def log_dataset(mlflow: Any, path: Path, digest: str, context: str, tags: dict[s
     source = get_dataset_source_from_json(json.dumps({"uri": path.resolve().as_uri()}), "local")
     dataset = MetaDataset(source, name=path.as_posix(), digest=digest)
     mlflow.log_input(dataset, context=context, tags=tags)
+    return dataset
+
+
+WEIGHTS_TAG = "srbench.weights_sha256"  # of a logged model and its registry version: the weights file it was saved as
+
+
+def registered_name(model: str) -> str:
+    """The Model Registry's name for ``model``'s versions."""
+    return f"srbench-{model}"
+
+
+def registered_version(mlflow: Any, model: str, weights_digest: str) -> tuple[str, str] | None:
+    """The logged model id and ``srbench-MODEL/N`` of the newest registered version of ``model``
+    saved as weights with sha256 ``weights_digest`` (a DVC run-cache restore or a bit-identical
+    retraining gives the same file), or None when this store never registered that file."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return None
+    logged = client.search_logged_models(
+        [experiment.experiment_id], filter_string=f"name = '{model}' AND tags.`{WEIGHTS_TAG}` = '{weights_digest}'",
+        order_by=[{"field_name": "creation_time", "ascending": False}], max_results=1,
+    )
+    for found in logged:
+        versions = client.search_model_versions(f"name = '{registered_name(model)}' AND run_id = '{found.source_run_id}'")
+        if versions:
+            return found.model_id, f"{registered_name(model)}/{versions[0].version}"
+    return None
 
 
 SIGNIFICANT_DIGITS = 6  # of a logged metric: 33.6597 dB, 0.940414, a loss of 0.00164123

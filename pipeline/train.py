@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipeline.layout import Outputs
+from pipeline.layout import Outputs, read_seeds
 from pipeline.outputs import ensure_writable, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
-from pipeline.tracking import log_dataset, mlflow_run, output_places
-from srbench.files import atomic_path, naming, write_text
+from pipeline.process import sigterm_deferred
+from pipeline.profile import matching_profile
+from pipeline.tracking import WEIGHTS_TAG, log_dataset, mlflow_run, output_places, registered_name
+from srbench.files import atomic_path, file_digest, naming, write_text
 from srbench.names import model_names
 
 if TYPE_CHECKING:  # torch and the modules importing it load inside the commands: `srbench --help` stays fast
@@ -136,6 +138,8 @@ def train(
     # every place it writes, checked before it starts: a read-only folder or a full disk is found before the training
     ensure_writable(*(path.parent for path in (outputs.weights, outputs.training_summary, outputs.curves, outputs.checkpoint)), *output_places())
     run_fingerprint = fingerprint(recipe, scale, data, init)
+    profile = matching_profile(params.data)
+    alias = profile and (profile if outputs.seed == read_seeds(params)[0] else f"{profile}-seed{outputs.seed}")
     checkpoint = outputs.checkpoint
     if resume and world.main and checkpoint.is_file():
         from srbench.train import read_checkpoint
@@ -149,7 +153,7 @@ def train(
     with _lock(outputs, world):
         world.start(device)
         try:
-            _train(outputs, recipe, run, scale, data, init, resume, device, world, run_fingerprint, started)
+            _train(outputs, recipe, run, scale, data, init, resume, device, world, run_fingerprint, started, profile, alias)
         finally:
             world.stop()
 
@@ -166,9 +170,13 @@ def _train(
     world: World,
     run_fingerprint: dict[str, Any],
     started: float,
+    profile: str | None,
+    alias: str | None,
 ) -> None:
     """One process's training; rank 0 also logs the MLflow run and writes every output.
-    ``started``: the command's start (``time.perf_counter()``), from which its wall time counts."""
+    ``started``: the command's start (``time.perf_counter()``), from which its wall time counts;
+    ``profile``: the profile the params are (None: edited) and ``alias`` the registry alias the
+    version gets (the profile's name, with ``-seedN`` for any but the first seed)."""
     import torch
 
     model = outputs.model
@@ -226,6 +234,7 @@ def _train(
             mlflow.set_tag("content_loss", card["content_loss"])
         data_digest = hashlib.sha256(run_fingerprint["data"].encode()).hexdigest()[:16]
         log_dataset(mlflow, data, data_digest, "training")
+        validation = log_dataset(mlflow, data / "valid", data_digest, "validation")  # the data's fingerprint covers valid/
 
         def log_metrics(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
@@ -244,9 +253,16 @@ def _train(
             **cost,
             **{f"val_{key}": value for key, value in final.items()},
         }
-        mlflow.log_metrics({**cost, **final})
+        mlflow.log_metrics(cost)  # the registered version gets these too (logged at its step, 0), and `final` by _register
         curves = _history_csv(with_images_seen(history, recipe.batch_size))
-        _write_outputs(mlflow, outputs, network, card, summary, curves, valid_pairs[:SAMPLE_IMAGES], device)
+        version = VersionNotes(
+            description=_describe_version(recipe, scale, data, data_digest, final),
+            tags={"profile": profile or "none (params edited)", "scale": str(scale), "seed": str(recipe.seed)},
+            alias=alias,
+            scores=final,
+            scored_on=validation,
+        )
+        _write_outputs(mlflow, outputs, network, card, summary, curves, valid_pairs[:SAMPLE_IMAGES], device, version)
         checkpoint.unlink(missing_ok=True)  # the run is done: nothing left for a later --resume to mistake for it
         with contextlib.suppress(OSError):  # and its seed's folder, once empty
             checkpoint.parent.rmdir()
@@ -299,10 +315,38 @@ def with_images_seen(history: list[dict], batch_size: int) -> list[dict]:
 IMAGE_BATCH = (-1, 3, -1, -1)
 
 
-def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
+@dataclasses.dataclass(frozen=True)
+class VersionNotes:
+    """What a registry version says of itself beside the run's own tags: a description (recipe,
+    data, headline metric), tags and, for a training with a profile's params, an alias; and the
+    final validation ``scores``, logged to the run and the version with the data set ``scored_on``."""
+
+    description: str
+    tags: dict[str, str]
+    alias: str | None
+    scores: dict[str, float]
+    scored_on: Any
+
+
+def _describe_version(recipe: Recipe, scale: int, data: Path, data_digest: str, final: dict[str, float]) -> str:
+    """The registry version's description: the paper, the recipe, the data and the validation Y-PSNR/SSIM."""
+    from srbench.models import model_spec
+
+    optimizer = recipe.optimizer
+    return (
+        f"{recipe.model} x{scale} ({model_spec(recipe.model).paper}), trained by srbench: {recipe.steps} steps of "
+        f"{recipe.batch_size} crops of {recipe.patch_size} px, {recipe.channels} channels, {optimizer.name} lr {optimizer.lr:g} "
+        f"({optimizer.schedule or 'constant'}), seed {recipe.seed}. Data: {data} (digest {data_digest}). "
+        f"Validation on {data / 'valid'}: Y-PSNR {final['psnr_y']:.3f} dB, Y-SSIM {final['ssim_y']:.4f}."
+    )
+
+
+def _register(mlflow: Any, model: str, network: torch.nn.Module, weights_digest: str, notes: VersionNotes) -> None:
     """Log ``network`` as the MLflow model ``model`` and register it as a new version of
     ``srbench-MODEL``, with its signature, a small input example, its requirements and the code
-    of srbench and of the package declaring the model (so that it loads where neither is installed)."""
+    of srbench and of the package declaring the model (so that it loads where neither is installed);
+    the version gets ``notes`` and the run's git commit and DVC experiment, and both the logged model
+    and the version the digest of the weights file (how an evaluation finds the version it scores)."""
     import importlib
 
     import numpy as np
@@ -322,12 +366,25 @@ def _register(mlflow: Any, model: str, network: torch.nn.Module) -> None:
 
     images = Schema([TensorSpec(np.dtype(np.float32), IMAGE_BATCH)])
     example = np.linspace(0, 1, 3 * 8 * 8, dtype=np.float32).reshape(1, 3, 8, 8)
-    mlflow.pytorch.log_model(
-        network.cpu().eval(), name=model, registered_model_name=f"srbench-{model}", serialization_format="pickle",
+    info = mlflow.pytorch.log_model(
+        network.cpu().eval(), name=model, registered_model_name=registered_name(model), serialization_format="pickle",
         signature=ModelSignature(inputs=images, outputs=images), input_example=example,
         code_paths=sorted({package_code("srbench"), package_code(model_spec(model).network.__module__)}),
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
+        tags={WEIGHTS_TAG: weights_digest},
     )
+    mlflow.log_metrics(notes.scores, dataset=notes.scored_on, model_id=info.model_id)  # not before: log_model's copy drops the data set
+    run_tags = mlflow.active_run().data.tags
+    tags = notes.tags | {key: run_tags[key] for key in ("git_commit", "dvc_exp") if key in run_tags} | {WEIGHTS_TAG: weights_digest}
+    name, version = registered_name(model), info.registered_model_version
+    client = mlflow.MlflowClient()
+    with sigterm_deferred():
+        client.update_model_version(name, version, description=notes.description)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        if notes.alias:
+            client.set_registered_model_alias(name, notes.alias, version)
+    logger.info("registered %s version %s%s", name, version, f" (alias {notes.alias!r})" if notes.alias else " (no alias: the params match no profile)")
 
 
 def _write_outputs(
@@ -339,6 +396,7 @@ def _write_outputs(
     curves: str,
     samples: list[ImagePair],
     device: torch.device,
+    notes: VersionNotes,
 ) -> None:
     """The weights, the model card, the training summary and the curves of ``outputs``, each written beside its place and all renamed together once every one
     is written and the MLflow run holds the samples, curves and registered model; SIGTERM and
@@ -364,7 +422,7 @@ def _write_outputs(
                 write_json(metrics, summary)
             with naming(places[3]):
                 write_text(plots, curves)
-            _register(mlflow, model, network)
+            _register(mlflow, model, network, file_digest(weights), notes)
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # leaving the block renames all four
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)

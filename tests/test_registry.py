@@ -1,10 +1,13 @@
 """A trained model as its users find it: registered in MLflow's Model Registry (a new version of
-`srbench-MODEL` per training, with a signature), loadable and usable in a fresh process where
-srbench is not installed; honest params and the data set in its run; its model card, numbers-only
-summary and curves with the images seen."""
+`srbench-MODEL` per training, with a signature, a description, tags and an alias per profile),
+loadable and usable in a fresh process where srbench is not installed, also after the workspace
+was copied and the original deleted; honest params and the data set in its run; an evaluation
+linked to the version it scored; its model card, numbers-only summary and curves with the images
+seen."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,7 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.tracking import EXPERIMENT, tracking_uri
+from pipeline.tracking import EXPERIMENT, WEIGHTS_TAG, tracking_uri, use_store
+from srbench.files import file_digest
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, BATCH = 4, 8
@@ -37,20 +41,31 @@ def srbench(*args: str) -> None:
     assert exited.value.code in (0, None)
 
 
+EXPERIMENT_NAME = "bold-exp"  # the second training's, as `dvc exp run` names one
+
+
 @pytest.fixture(scope="module")
 def trained_twice(prepared_x2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A workspace where a tiny SRCNN was trained twice, asking for bf16 on a CPU."""
+    """A workspace where a tiny SRCNN was trained twice, asking for bf16 on a CPU: first with the
+    params of its profile `tiny`, then in a DVC experiment that edited a param, then evaluated."""
     workspace = tmp_path_factory.mktemp("registry")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["train"] |= {"precision": "bf16", "device": "cpu", "log_every": 2, "validations": 1, "checkpoint_every": 100}
     params["srcnn"] |= {"steps": STEPS, "batch_size": BATCH, "patch_size": 16, "optimizer": {"name": "adam", "lr": 1e-3}}
     params["srcnn"]["arch"] |= {"n1": 8, "n2": 4, "f1": 3, "f2": 1, "f3": 3}
+    (workspace / "profiles").mkdir()
+    (workspace / "profiles" / "tiny.yaml").write_text(yaml.safe_dump(params))
     (workspace / "params.yaml").write_text(yaml.safe_dump(params))
     saved_cwd, saved_uri = Path.cwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.chdir(workspace)
     try:
-        for _ in range(2):
+        srbench("train", "srcnn", "--data", str(prepared_x2))
+        params["train"]["checkpoint_every"] = 50  # an edit that changes no weight
+        (workspace / "params.yaml").write_text(yaml.safe_dump(params))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DVC_EXP_NAME", EXPERIMENT_NAME)
             srbench("train", "srcnn", "--data", str(prepared_x2))
+        srbench("evaluate", "srcnn", "--data", str(prepared_x2))
     finally:
         os.chdir(saved_cwd)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -59,11 +74,15 @@ def trained_twice(prepared_x2: Path, tmp_path_factory: pytest.TempPathFactory) -
     yield workspace
 
 
+def client_of(workspace: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=tracking_uri(workspace / "mlruns"), registry_uri=tracking_uri(workspace / "mlruns"))
+
+
 def test_each_training_is_a_new_registered_version_with_a_signature(trained_twice: Path) -> None:
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri(trained_twice / "mlruns"), registry_uri=tracking_uri(trained_twice / "mlruns"))
+    client = client_of(trained_twice)
     versions = sorted(client.search_model_versions("name = 'srbench-srcnn'"), key=lambda version: int(version.version))
     assert [int(version.version) for version in versions] == [1, 2]
-    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], order_by=["attributes.start_time ASC"])
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], "tags.stage = 'train'", order_by=["attributes.start_time ASC"])
     assert [version.run_id for version in versions] == [run.info.run_id for run in runs]
     assert [run.info.run_name for run in runs] == ["train@srcnn #1", "train@srcnn #2"]
 
@@ -76,19 +95,90 @@ def test_each_training_is_a_new_registered_version_with_a_signature(trained_twic
     assert {line.split("==")[0] for line in requirements} >= {"torch", "numpy"}
 
 
+def test_each_version_says_what_it_is_and_the_profile_alias_stays_on_the_profiles_version(trained_twice: Path) -> None:
+    client = client_of(trained_twice)
+    first, second = (client.get_model_version("srbench-srcnn", str(number)) for number in (1, 2))
+    digest = file_digest(trained_twice / "models" / "seed0" / "srcnn.pt")
+    assert first.tags == {"profile": "tiny", "scale": "2", "seed": "0", "git_commit": "unknown", WEIGHTS_TAG: digest}  # no git here
+    assert second.tags == {"profile": "none (params edited)", "scale": "2", "seed": "0", "git_commit": "unknown", "dvc_exp": EXPERIMENT_NAME, WEIGHTS_TAG: digest}
+    assert int(client.get_model_version_by_alias("srbench-srcnn", "tiny").version) == 1  # the experiment moved no alias
+    psnr = client.get_run(second.run_id).data.metrics["psnr_y"]
+    assert second.description.startswith("srcnn x2 (Dong et al.") and f"{STEPS} steps of {BATCH} crops of 16 px" in second.description
+    assert f"Y-PSNR {psnr:.3f} dB" in second.description and "valid" in second.description
+
+
+def test_an_evaluation_run_names_the_version_it_scored_and_ranks_in_the_trainings_column(trained_twice: Path) -> None:
+    client = client_of(trained_twice)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    [evaluation] = (client.get_run(run.info.run_id) for run in client.search_runs([experiment], "tags.stage = 'evaluate'"))
+    [training] = client.search_runs([experiment], "attributes.run_name = 'train@srcnn #2'")
+    version = client.get_model_version("srbench-srcnn", "2")  # the newest of the two with these weights
+    model_id = version.source.removeprefix("models:/")
+    assert evaluation.data.tags["model_version"] == "srbench-srcnn/2"
+    assert [model.model_id for model in evaluation.inputs.model_inputs] == [model_id]  # the UI's Models column
+    assert {"psnr_y", "ssim_y", "megapixels_per_second"} <= set(evaluation.data.metrics) and not any(key.startswith("valid_") for key in evaluation.data.metrics)
+    assert evaluation.data.metrics["psnr_y"] == pytest.approx(training.data.metrics["psnr_y"], abs=1e-3)  # one column, the same split
+    scores = {(metric.key, metric.run_id, metric.dataset_name) for metric in client.get_logged_model(model_id).metrics}
+    assert evaluation.data.params["test_sets"] == "valid"
+    [valid] = {dataset.dataset.name for dataset in evaluation.inputs.dataset_inputs}
+    assert valid.endswith("/valid") and valid in {dataset.dataset.name for dataset in training.inputs.dataset_inputs}
+    assert {("psnr_y", evaluation.info.run_id, valid), ("psnr_y", training.info.run_id, valid)} <= scores  # the version's page lists both
+
+
+LOAD_EVERY_VERSION = """
+import importlib.util, sys
+sys.path.append(PURELIB)  # site-packages without its .pth files: no editable srbench
+assert importlib.util.find_spec("srbench") is None, "srbench is importable"
+import mlflow, numpy as np
+mlflow.set_tracking_uri(STORE)
+client = mlflow.MlflowClient()
+image = np.linspace(0, 1, 3 * 12 * 12, dtype=np.float32).reshape(1, 3, 12, 12)
+for registered in client.search_registered_models():
+    for version in client.search_model_versions(f"name = '{registered.name}'"):
+        print(version.name, version.version, client.get_model_version_download_uri(version.name, version.version))
+        assert mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}").predict(image).shape == (1, 3, 24, 24)
+"""
+
+
+def test_registry_versions_load_from_a_copy_after_the_original_is_deleted(trained_twice: Path, tmp_path: Path) -> None:
+    """Copy a workspace, delete the original: once any srbench stage (or `srbench ui`) has run in
+    the copy, plain MLflow loads every registered version from the copy's own files."""
+    original = tmp_path / "original"
+    shutil.copytree(trained_twice, original)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(original)
+        use_store(mlflow)  # the original's own locations (it is itself a copy of the fixture's)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(copy)
+        use_store(mlflow)  # what every stage and `srbench ui` do first
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+    constants = {"PURELIB": sysconfig.get_paths()["purelib"], "STORE": tracking_uri(copy / "mlruns")}
+    script = "".join(f"{name} = {value!r}\n" for name, value in constants.items()) + textwrap.dedent(LOAD_EVERY_VERSION)
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = result.stdout.splitlines()
+    assert len(loaded) == 2 and all(line.split()[2].startswith((copy / "mlruns" / "artifacts").as_uri()) for line in loaded), loaded
+
+
 def test_the_run_logs_the_precision_that_ran_the_machine_and_the_data(trained_twice: Path, prepared_x2: Path) -> None:
     client = mlflow.MlflowClient(tracking_uri=tracking_uri(trained_twice / "mlruns"))
-    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], max_results=1)[0]
+    run = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id], "tags.stage = 'train'", max_results=1)[0]
     params = run.data.params
     assert params["precision"] == "fp32" and params["precision_requested"] == "bf16"  # bf16 runs on CUDA only
     assert params["device"] == "cpu" and params["device_requested"] == "cpu" and params["world_size"] == "1"
     assert params["device_name"] == params["cpu"] and params["device_name"]
     assert int(params["torch_threads"]) >= 1
-    [dataset_input] = run.inputs.dataset_inputs
-    dataset = dataset_input.dataset
+    training, validation = sorted(run.inputs.dataset_inputs, key=lambda found: found.dataset.name)
+    dataset = training.dataset
     assert dataset.name == str(prepared_x2) and len(dataset.digest) == 16
     assert json.loads(dataset.source) == {"uri": prepared_x2.resolve().as_uri()}
-    assert {tag.key: tag.value for tag in dataset_input.tags}["mlflow.data.context"] == "training"
+    assert {tag.key: tag.value for tag in training.tags}["mlflow.data.context"] == "training"
+    assert validation.dataset.name == str(prepared_x2 / "valid") and {tag.key: tag.value for tag in validation.tags}["mlflow.data.context"] == "validation"
 
 
 def test_card_summary_and_curves(trained_twice: Path) -> None:

@@ -333,7 +333,9 @@ def test_the_experiment_opens_on_its_runs_with_a_quality_view(workspace: Path) -
     view = json.loads(experiment.tags[VIEW_TAG])  # the envelope the UI's saved views read
     assert view["name"] == "PSNR / SSIM" and isinstance(view["createdAt"], int)
     columns = json.loads(view["state"])["selectedColumns"]
-    assert {"metrics.`psnr_y`", "metrics.`ssim_y`", "metrics.`valid_psnr_y`", "metrics.`valid_ssim_y`"} <= set(columns)
+    assert {"attributes.`Models`", "metrics.`psnr_y`", "metrics.`ssim_y`"} <= set(columns)
+    assert not any("valid_" in column for column in columns)  # one column per quantity for every run kind
+    assert (json.loads(view["state"])["orderByKey"], json.loads(view["state"])["orderByAsc"]) == ("metrics.`psnr_y`", False)  # ranked
 
     updated = experiment.last_update_time
     with mlflow_run("prepare", {}):  # nothing to change: nothing written
