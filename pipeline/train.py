@@ -328,6 +328,9 @@ class VersionNotes:
     scored_on: Any
 
 
+CHANNEL_WORDS = {"y": "luma (Y)", "rgb": "RGB"}
+
+
 def _describe_version(recipe: Recipe, scale: int, data: Path, data_digest: str, final: dict[str, float]) -> str:
     """The registry version's description: the paper, the recipe, the data and the validation Y-PSNR/SSIM."""
     from srbench.models import model_spec
@@ -335,7 +338,7 @@ def _describe_version(recipe: Recipe, scale: int, data: Path, data_digest: str, 
     optimizer = recipe.optimizer
     return (
         f"{recipe.model} x{scale} ({model_spec(recipe.model).paper}), trained by srbench: {recipe.steps} steps of "
-        f"{recipe.batch_size} crops of {recipe.patch_size} px, {recipe.channels} channels, {optimizer.name} lr {optimizer.lr:g} "
+        f"{recipe.batch_size} crops of {recipe.patch_size} px on {CHANNEL_WORDS[recipe.channels]}, {optimizer.name} lr {optimizer.lr:g} "
         f"({optimizer.schedule or 'constant'}), seed {recipe.seed}. Data: {data} (digest {data_digest}). "
         f"Validation on {data / 'valid'}: Y-PSNR {final['psnr_y']:.3f} dB, Y-SSIM {final['ssim_y']:.4f}."
     )
