@@ -3,69 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from pipeline.outputs import write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger
-from pipeline.recipe import fresh_training, read_recipe
+from pipeline.recipe import check_recipe, read_recipe
 from srbench.files import write_text
 from srbench.names import model_names
-
-if TYPE_CHECKING:  # torch is imported when a check runs, not for `srbench --help`
-    import torch
-
-    from srbench.recipe_check import RecipeCheck
-
-
-def _check_one(
-    params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
-) -> RecipeCheck:
-    """``steps`` steps of ``model``'s recipe (:func:`pipeline.recipe.fresh_training`) with the batch, crop, VGG and compile ``overrides``."""
-    from srbench.data import load_pairs
-    from srbench.recipe_check import WINDOW_CROPS, RecipeCheck, loss_summary
-    from srbench.train import Schedule, TrainingDiverged, fit
-
-    recipe, _, objective, sampler = fresh_training(params, model, data, steps, overrides, device)
-    log_every = max(1, steps // 30, min(math.ceil(WINDOW_CROPS / recipe.batch_size), steps // 10))  # at least 10 windows
-    schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
-    losses: list[float] = []
-    validation: dict[str, float] = {}
-
-    def collect(step: int, metrics: dict[str, float]) -> None:
-        if "loss" in metrics and step % log_every == 0:  # whole windows only: a short last one is noisier
-            losses.append(metrics["loss"])
-        validation.update(metrics)
-
-    finite, seconds = True, math.nan
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            history = fit(objective, sampler, schedule, device, load_pairs(data / "valid"), Path(scratch) / "check.pt", on_metrics=collect)
-            seconds = history[-1]["seconds"]
-        except TrainingDiverged as error:
-            logger.warning("%s: %s", model, error)
-            finite = False
-    first, last, spike = loss_summary(losses) if losses else (math.nan, math.nan, 1.0)
-    return RecipeCheck(
-        model=model,
-        steps=steps,
-        batch_size=recipe.batch_size,
-        patch_size=recipe.patch_size,
-        first_loss=first,
-        last_loss=last if finite else math.inf,
-        finite=finite,
-        worst_spike=spike,
-        val_psnr_y=validation.get("val_psnr_y") if finite else None,
-        bicubic_psnr_y=bicubic_psnr,
-        steps_per_second=steps / seconds if finite else math.nan,
-        above_bicubic_required=above_bicubic,
-    )
-
 
 def check(
     models: list[str] = typer.Argument(None, help="Models to check [default: every model]."),
@@ -112,7 +59,7 @@ def check(
     for model in models:
         model_overrides = overrides | ({"vgg_weights": vgg_weights} if recipes[model].content_loss else {})
         logger.info("checking %s (%s) for %d steps on %s", model, params.path, steps, target)
-        checks.append(_check_one(params, model, data, steps, model_overrides, model in above_bicubic, bicubic, target))
+        checks.append(check_recipe(params, model, data, steps, model_overrides, model in above_bicubic, bicubic, target))
     table = markdown(checks)
     print(table, end="")
     if out is not None:

@@ -147,3 +147,31 @@ class Params:
         if not path.is_dir():
             raise self._fail(key, str(path), "folder not found")
         return path
+
+
+PROFILES = Path("profiles")
+
+
+ABSENT = "(absent)"
+
+
+def differences(values: Any, profile: Any, key: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted keys whose values differ between two params mappings, with both values (a key
+    only one of them has: :data:`ABSENT` in the other)."""
+    if not (isinstance(values, dict) and isinstance(profile, dict)):
+        return {} if values == profile else {key: (values, profile)}
+    found: dict[str, tuple[Any, Any]] = {}
+    for name in dict.fromkeys([*values, *profile]):
+        found |= differences(values.get(name, ABSENT), profile.get(name, ABSENT), f"{key}.{name}" if key else str(name))
+    return found
+
+
+def read_profiles() -> dict[str, dict[str, Any]]:
+    """The values of every profile in this workspace's profiles/, by name (none without the folder)."""
+    return {path.stem: Params(path).data for path in sorted(PROFILES.glob("*.yaml"))}
+
+
+def matching_profile(values: dict[str, Any]) -> str | None:
+    """The profile whose values ``values`` are (the params of a training, say), or None: edited
+    values (`dvc exp run -S ...`), or no profile here."""
+    return next((name for name, profile in read_profiles().items() if not differences(values, profile)), None)

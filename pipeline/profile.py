@@ -1,41 +1,14 @@
 """`srbench profile NAME`: make params.yaml one of the profiles in profiles/ (quick or paper)."""
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.params import PARAMS_OPTION, PROFILES, ParamError, Params, differences, read_profiles
 from pipeline.process import logger
 from srbench.files import write_text
 
-PROFILES = Path("profiles")
 SHOWN = 3  # differing keys named in the refusal
-
-
-ABSENT = "(absent)"
-
-
-def differences(values: Any, profile: Any, key: str = "") -> dict[str, tuple[Any, Any]]:
-    """The dotted keys whose values differ between two params mappings, with both values (a key
-    only one of them has: :data:`ABSENT` in the other)."""
-    if not (isinstance(values, dict) and isinstance(profile, dict)):
-        return {} if values == profile else {key: (values, profile)}
-    found: dict[str, tuple[Any, Any]] = {}
-    for name in dict.fromkeys([*values, *profile]):
-        found |= differences(values.get(name, ABSENT), profile.get(name, ABSENT), f"{key}.{name}" if key else str(name))
-    return found
-
-
-def read_profiles() -> dict[str, dict[str, Any]]:
-    """The values of every profile in this workspace's profiles/, by name (none without the folder)."""
-    return {path.stem: Params(path).data for path in sorted(PROFILES.glob("*.yaml"))}
-
-
-def matching_profile(values: dict[str, Any]) -> str | None:
-    """The profile whose values ``values`` are (the params of a training, say), or None: edited
-    values (`dvc exp run -S ...`), or no profile here."""
-    return next((name for name, profile in read_profiles().items() if not differences(values, profile)), None)
 
 
 def profile(

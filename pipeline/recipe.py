@@ -9,6 +9,8 @@ benchmarks and the tests all take their recipes from here."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import srbench
 from pipeline.layout import read_seeds
 from pipeline.params import ParamError, Params
+from pipeline.process import logger
 from srbench.errors import SrbenchError
 from srbench.files import file_digest, tree_digest
 from srbench.names import model_names
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # torch and the modules importing it load when a recipe is bu
     import torch
 
     from srbench.distributed import World
+    from srbench.recipe_check import RecipeCheck
     from srbench.sampling import PatchSampler
     from srbench.train import Objective, OptimizerConfig
 
@@ -299,3 +303,47 @@ def fresh_training(
     arch = recipe.arch if starts_from is None else params.section(f"{starts_from}.arch")
     network = build_model(model, read_meta(data).scale, arch, recipe.channels).to(device)
     return recipe, run, build_objective(recipe, run, network, device), build_sampler(data, recipe, run, device)
+
+
+def check_recipe(
+    params: Params, model: str, data: Path, steps: int, overrides: dict, above_bicubic: bool, bicubic_psnr: float, device: torch.device
+) -> RecipeCheck:
+    """``steps`` steps of ``model``'s recipe (:func:`fresh_training`) with the batch, crop, VGG and compile ``overrides``: whether it stays finite, falls, never spikes and, where ``above_bicubic``, ends above ``bicubic_psnr`` (`srbench check`, benchmarks/gpu_acceptance.py)."""
+    from srbench.data import load_pairs
+    from srbench.recipe_check import WINDOW_CROPS, RecipeCheck, loss_summary
+    from srbench.train import Schedule, TrainingDiverged, fit
+
+    recipe, _, objective, sampler = fresh_training(params, model, data, steps, overrides, device)
+    log_every = max(1, steps // 30, min(math.ceil(WINDOW_CROPS / recipe.batch_size), steps // 10))  # at least 10 windows
+    schedule = Schedule(steps=steps, log_every=log_every, validate_every=steps, checkpoint_every=steps)
+    losses: list[float] = []
+    validation: dict[str, float] = {}
+
+    def collect(step: int, metrics: dict[str, float]) -> None:
+        if "loss" in metrics and step % log_every == 0:  # whole windows only: a short last one is noisier
+            losses.append(metrics["loss"])
+        validation.update(metrics)
+
+    finite, seconds = True, math.nan
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            history = fit(objective, sampler, schedule, device, load_pairs(data / "valid"), Path(scratch) / "check.pt", on_metrics=collect)
+            seconds = history[-1]["seconds"]
+        except TrainingDiverged as error:
+            logger.warning("%s: %s", model, error)
+            finite = False
+    first, last, spike = loss_summary(losses) if losses else (math.nan, math.nan, 1.0)
+    return RecipeCheck(
+        model=model,
+        steps=steps,
+        batch_size=recipe.batch_size,
+        patch_size=recipe.patch_size,
+        first_loss=first,
+        last_loss=last if finite else math.inf,
+        finite=finite,
+        worst_spike=spike,
+        val_psnr_y=validation.get("val_psnr_y") if finite else None,
+        bicubic_psnr_y=bicubic_psnr,
+        steps_per_second=steps / seconds if finite else math.nan,
+        above_bicubic_required=above_bicubic,
+    )

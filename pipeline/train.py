@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipeline.devices import claim_device, device_pool, pool_lock_dir
 from pipeline.layout import Outputs, read_seeds
 from pipeline.outputs import ensure_writable, write_json
-from pipeline.params import PARAMS_OPTION, ParamError, Params
+from pipeline.params import PARAMS_OPTION, ParamError, Params, matching_profile
 from pipeline.process import logger, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
 from pipeline.process import sigterm_deferred
-from pipeline.profile import matching_profile
-from pipeline.tracking import WEIGHTS_TAG, log_dataset, mlflow_run, output_places, registered_name
+from pipeline.tracking import WEIGHTS_TAG, log_dataset, mlflow_run, output_places, registered_name, workspace
 from srbench.files import atomic_path, file_digest, naming, write_text
 from srbench.names import model_names
 
@@ -149,8 +149,12 @@ def train(
         arguments = ["train", model, "--seed", str(outputs.seed), "--params", str(params_file), "--data", str(data)]
         arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
         _launch_torchrun(outputs, run.nproc, arguments)
-    device = world.device(device)
-    with _lock(outputs, world):
+    pool = device_pool(run.device, run.nproc, "WORLD_SIZE" in os.environ, torch.cuda.device_count() if device.type == "cuda" else 0)
+    claim = claim_device(pool, pool_lock_dir(workspace())) if pool else contextlib.nullcontext(None)
+    with _lock(outputs, world), claim as claimed:
+        if claimed:
+            logger.info("training on %s, the first free GPU of %d (pipeline/devices.py)", claimed, len(pool))
+        device = world.device(torch.device(claimed) if claimed else device)
         world.start(device)
         try:
             _train(outputs, recipe, run, scale, data, init, resume, device, world, run_fingerprint, started, profile, alias)

@@ -31,3 +31,20 @@ def test_train_throughput_measures_each_model_and_writes_json_and_markdown(prepa
     assert row["flops_per_step"] >= 2 * forward
     assert set(row["hours"]) == {"1", "2"} and report["matmul_tflops"] > 0
     assert "| srcnn | 4 x 16 |" in (tmp_path / "out" / "train_throughput.md").read_text()
+
+
+def test_the_gpu_acceptance_run_smoke_tests_on_the_cpu(tmp_path: Path) -> None:
+    """benchmarks/gpu_acceptance.py --smoke: every section on the CPU with tiny settings (the GPU
+    run is the same code with the paper profile's), one table, one JSON file."""
+    command = [sys.executable, "benchmarks/gpu_acceptance.py", "--smoke", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu_acceptance.json").read_text())
+    checks = {check["check"]: check["ok"] for check in report["cuda_checks"]}
+    assert checks["patch store on the device; on the host, pinned, prefetched"] is True
+    assert checks["bf16 autocast follows fp32 (5 steps)"] is True  # autocast taken on the CPU, close to fp32
+    assert [row["model"] for row in report["throughput"]["rows"]] == ["srcnn", "vdsr"] and all(row["ratio"] > 0 for row in report["throughput"]["rows"])
+    assert report["hours"]["one"] > 0 and report["vdsr"]["steps"] == 6 and report["vdsr"]["bicubic_psnr_y"] > 20
+    assert [check["model"] for check in report["checks"]] == ["srcnn", "vdsr"]
+    table = (tmp_path / "gpu_acceptance.md").read_text()
+    assert "| paper profile, 8 GPUs |" in table and "| check vdsr (4 steps) |" in table and "SMOKE" in table

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,6 +105,45 @@ def test_a_run_of_two_processes_stopped_by_sigterm_resumes_in_one(prepared_x2: P
     history = list(csv.DictReader((tmp_path / "plots/train/seed0/srcnn.csv").open()))
     assert [int(row["step"]) for row in history if row["loss"]] == list(range(2, 401, 2))
     assert json.loads((tmp_path / "metrics/train/seed0/srcnn.json").read_text())["world_size"] == 1
+
+
+def weights_of(workdir: Path, model: str) -> dict[str, torch.Tensor]:
+    return torch.load(workdir / f"models/seed0/{model}.pt", weights_only=True)["state_dict"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+#: docs/gpu.md's multi-node command, word for word but for the host and the processes per node.
+NODE_COMMAND = "torchrun --nnodes 2 --nproc_per_node {nproc} --rdzv_backend c10d --rdzv_endpoint {host}:{port} --rdzv_id {job} -m pipeline.cli train {model}"
+
+
+def test_two_nodes_train_the_same_model_as_one_node_with_as_many_processes(prepared_x2: Path, tmp_path: Path) -> None:
+    """Two torchrun "nodes" on 127.0.0.1 (c10d rendezvous, gloo), one process each, write the
+    weights one node with two processes writes: the same global batch split over the same ranks."""
+    one_node, two_nodes = tmp_path / "one-node", tmp_path / "two-nodes"
+    for workdir in (one_node, two_nodes):
+        workdir.mkdir()
+        tiny_params(workdir, "srcnn", steps=12, nproc=2 if workdir == one_node else 1)
+    assert train(one_node, "srcnn", prepared_x2).returncode == 0
+
+    documented = (REPO / "docs" / "gpu.md").read_text()
+    assert NODE_COMMAND.format(nproc=8, host="HOST0", port=29500, job="srbench-srresnet", model="srresnet") in documented
+    command = NODE_COMMAND.format(nproc=1, host="127.0.0.1", port=free_port(), job="test", model="srcnn").split()
+    command = [sys.executable, "-m", "torch.distributed.run", *command[1:], "--data", str(prepared_x2)]
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    nodes = [subprocess.Popen(command, cwd=two_nodes, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
+    assert sum("rank 0 of 2 (gloo, cpu)" in error for error in errors) == 1 and sum("rank 1 of 2 (gloo, cpu)" in error for error in errors) == 1
+
+    expected, got = weights_of(one_node, "srcnn"), weights_of(two_nodes, "srcnn")
+    assert expected.keys() == got.keys() and all(torch.equal(expected[key], got[key]) for key in expected)
+    runs = mlflow_runs(two_nodes)
+    assert len(runs) == 1 and runs.iloc[0]["params.world_size"] == "2"  # one node logged, the other only trained
 
 
 def test_a_batch_the_processes_cannot_share_is_refused_before_launching(prepared_x2: Path, tmp_path: Path) -> None:

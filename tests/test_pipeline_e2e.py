@@ -2,8 +2,15 @@
 
 import csv
 import json
+import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -206,13 +213,15 @@ def test_a_clone_pulls_the_models_from_the_remote(repo: Path, tmp_path: Path) ->
     """The team workflow docs/dvc.md documents: a clone of srbench as shipped has no remote and
     `dvc pull` says so in its first line; the team adds one and commits it, commits dvc.lock and
     `dvc push`es; a fresh `git clone` then `dvc pull`s the same files and `dvc repro` is a no-op."""
+    for leftover in ("models/seed1", "results/seed1", "metrics/train/seed1", "metrics/eval/seed1", "plots/train/seed1"):
+        shutil.rmtree(repo / leftover, ignore_errors=True)  # seed 1's files, no stage's outputs since seeds went back to [0]
     dvc("repro", cwd=repo)  # the outputs of the committed params again (earlier tests changed them): DVC's run cache
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "trained"], cwd=repo, check=True)
     shipped = tmp_path / "shipped"
     subprocess.run(["git", "clone", "-q", str(repo), str(shipped)], check=True)
-    pulled = subprocess.run(["dvc", "pull"], cwd=shipped, capture_output=True, text=True)
+    pulled = subprocess.run([sys.executable, "-m", "dvc", "pull"], cwd=shipped, env={**os.environ, "DVC_NO_ANALYTICS": "1"}, capture_output=True, text=True)
     assert pulled.returncode != 0 and pulled.stderr.splitlines()[0] == "No remote provided and no default remote set."
 
     remote = tmp_path / "remote"
@@ -228,3 +237,59 @@ def test_a_clone_pulls_the_models_from_the_remote(repo: Path, tmp_path: Path) ->
             assert file_digest(clone / path) == file_digest(repo / path), path
     assert (clone / "reports" / "report.md").read_text() == (repo / "reports" / "report.md").read_text()
     assert "Data and pipelines are up to date" in dvc("repro", cwd=clone)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_served(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing served at {url}"
+            time.sleep(0.5)
+
+
+def test_queued_trainings_run_side_by_side_and_log_to_one_tracking_server(repo: Path) -> None:
+    """docs/gpu.md's recipe for many experiments: a tracking server (`srbench ui`), one queued
+    experiment per training stage, `dvc queue start -j 2` with the server's address; the two
+    trainings overlap, every run is FINISHED, registered and tagged with its experiment."""
+    port = free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "srbench"), "ui", "--port", str(port)], cwd=repo, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until_served(f"http://127.0.0.1:{port}/health", 120)
+        seeds = "train.seeds=[0,4]"
+        for stage in ("train@srcnn-4", "train@vdsr-4"):
+            dvc("exp", "run", "--queue", "-S", seeds, stage, cwd=repo)
+        queue_env = {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=queue_env, check=True, capture_output=True)
+        deadline = time.monotonic() + 600
+        while re.search(r"\b(Queued|Running)\b", status := dvc("queue", "status", cwd=repo)):
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+        dvc("queue", "stop", cwd=repo)
+        assert status.count("Success") == 2, status
+
+        client = mlflow.MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
+        experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        trained = client.search_runs([experiment], "tags.seed = '4'")
+        assert sorted(run.data.tags["model"] for run in trained) == ["srcnn", "vdsr"]
+        assert {run.info.status for run in trained} == {"FINISHED"} and all(run.data.tags.get("dvc_exp") for run in trained)
+        first, second = sorted(trained, key=lambda run: run.info.start_time)
+        assert second.info.start_time < first.info.end_time, "the queued trainings ran one after the other"
+        for run in trained:
+            [version] = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+            assert version.tags["seed"] == "4" and version.tags["dvc_exp"] == run.data.tags["dvc_exp"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+

@@ -9,7 +9,7 @@ import torch
 from srbench.data import load_pairs
 from srbench.errors import SrbenchError
 from srbench.losses import VGGContentLoss
-from srbench.models import SRCNN, Discriminator, SRResNet, save_model
+from srbench.models import SRCNN, Discriminator, SRResNet, build_model, save_model
 from srbench.sampling import PatchSampler
 from srbench.train import (
     AdversarialObjective,
@@ -230,3 +230,32 @@ def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(prepared_x2: Pa
     with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: not a srbench checkpoint \(it holds objects that weights-only loading refuses\)") as error:
         run(prepared_x2, tmp_path, steps=5, resume=True)
     assert "\n" not in str(error.value) and not marker.exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_the_gpus_mixed_precision_branch_runs_on_the_cpu_and_trains_like_fp32(prepared_x2: Path, precision: str) -> None:
+    """Autocast and (fp16) the loss scaler, as on CUDA, taken on the CPU: the first steps' losses
+    follow fp32's to the precision's rounding."""
+    sampler = PatchSampler(prepared_x2, batch_size=8, crop_size=16, seed=0)
+    losses = {}
+    for name, branch in (("fp32", Precision(CPU, "fp32")), (precision, Precision(CPU, precision, autocast_on_cpu=True))):
+        torch.manual_seed(0)  # the study's SRCNN: no bicubic path, the convolutions make the whole output
+        network = build_model("srcnn-seed", 2, {"n1": 16, "n2": 8, "f1": 5, "f2": 1, "f3": 3, "upsampling": "nearest"}, "rgb")
+        objective = PixelObjective(network, OptimizerConfig(lr=1e-3), branch)
+        losses[name] = [float(objective.step(*sampler.batch(step))["loss"]) for step in range(1, 6)]
+    mixed = Precision(CPU, precision, autocast_on_cpu=True)
+    assert mixed.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert mixed.scaler.is_enabled() == (precision == "fp16") and Precision(CPU, precision).dtype is None  # the default stays fp32
+    with mixed.autocast():
+        assert small_srcnn()(sampler.batch(1)[0]).dtype == mixed.dtype
+    assert losses[precision] != losses["fp32"] and losses[precision] == pytest.approx(losses["fp32"], rel=0.03)  # rounded, not another training
+
+
+def test_pinned_crops_are_the_one_branch_that_needs_an_nvidia_driver(prepared_x2: Path) -> None:
+    sampler = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0)
+    assert sampler.pin_memory is False  # the store and the model both on the CPU
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine pins: benchmarks/gpu_acceptance.py covers it")
+    pinned = PatchSampler(prepared_x2, batch_size=4, crop_size=16, seed=0, pin_memory=True)
+    with pytest.raises(RuntimeError, match="NVIDIA driver"):
+        pinned.batch(1)

@@ -63,13 +63,14 @@ class World:
         if dist.is_initialized():
             dist.destroy_process_group()
 
-    def wrap(self, network: nn.Module, device: torch.device) -> nn.Module:
+    def wrap(self, network: nn.Module, device: torch.device, sync_batchnorm: bool | None = None) -> nn.Module:
         """The network as training runs it: DistributedDataParallel over the processes, its batch
-        norms synchronised on CUDA so that their statistics are the whole batch's as on one GPU
-        (gloo has no synchronised batch norm: on the CPU each process normalises its own rows)."""
+        norms synchronised (``sync_batchnorm``; None: on CUDA) so that their statistics are the
+        whole batch's as on one GPU (PyTorch's SyncBatchNorm runs on GPUs only: on the CPU each
+        process normalises its own rows)."""
         if self.size == 1:
             return network
-        if device.type == "cuda":
+        if device.type == "cuda" if sync_batchnorm is None else sync_batchnorm:
             network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         return DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
 

@@ -97,7 +97,10 @@ class PatchSampler:
     ``store_on_device``: None decides by size (on a GPU when it takes at most a quarter of its
     free memory; a CPU run reads the memory-mapped files in place). ``prefetch``: gather the next
     chunk on a thread while this one trains (None: when the store is on the host and the model
-    on a GPU). ``steps_per_chunk``: how many steps' batches are drawn and gathered together.
+    on a GPU). ``pin_memory``: gather a host store's crops into page-locked memory, for an
+    asynchronous copy to the GPU (None: when the store is on the host and the model on a GPU;
+    pinning needs an NVIDIA driver, so this is the one branch a CPU-only machine cannot take).
+    ``steps_per_chunk``: how many steps' batches are drawn and gathered together.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class PatchSampler:
         memory_format: torch.memory_format = torch.contiguous_format,
         store_on_device: bool | None = None,
         prefetch: bool | None = None,
+        pin_memory: bool | None = None,
         steps_per_chunk: int = STEPS_PER_CHUNK,
         channels: str = "rgb",
         rgb_permutation: bool = False,
@@ -148,6 +152,7 @@ class PatchSampler:
         self._chunk: tuple[int, tuple[Tensor, Tensor]] | None = None
         self._ahead: tuple[int, Future] | None = None
         prefetch = self.store_device != device if prefetch is None else prefetch
+        self.pin_memory = self.store_device.type == "cpu" and device.type == "cuda" if pin_memory is None else pin_memory
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="batches") if prefetch else None
 
     def _load(self, array: np.ndarray, on_device: bool) -> Tensor:
@@ -184,7 +189,7 @@ class PatchSampler:
         hr = crop(self.hr, draws, self.hr_offsets, offset_scale=self.scale)
         if self.rgb_permutation:
             lr, hr = reorder_channels(lr, draws[:, 4]), reorder_channels(hr, draws[:, 4])
-        if self.store_device != self.device and self.device.type == "cuda":
+        if self.pin_memory:
             lr, hr = lr.pin_memory(), hr.pin_memory()
         return tuple(images.view(self.steps_per_chunk, -1, *images.shape[1:]) for images in (lr, hr))
 

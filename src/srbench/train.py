@@ -46,14 +46,17 @@ DIVERGENCE_FACTOR = 10.0
 
 
 class Precision:
-    """Mixed precision on CUDA (bf16, or fp16 with loss scaling); plain fp32 elsewhere."""
+    """Mixed precision on CUDA (bf16, or fp16 with loss scaling); plain fp32 elsewhere, unless
+    ``autocast_on_cpu`` (tests: the CPU takes the GPU's branch, autocast and the loss scaler, with
+    the CPU's own bf16 and fp16 kernels)."""
 
-    def __init__(self, device: torch.device, precision: str) -> None:
+    def __init__(self, device: torch.device, precision: str, autocast_on_cpu: bool = False) -> None:
         if precision not in PRECISIONS:
             raise SrbenchError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.device = device
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision) if device.type == "cuda" else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype is torch.float16)
+        mixed = device.type == "cuda" or (autocast_on_cpu and device.type == "cpu")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision) if mixed else None
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype is torch.float16)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
