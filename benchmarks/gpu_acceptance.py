@@ -28,6 +28,7 @@ with each target and whether it was met: real / fixed >= 0.95 for every model, t
 import argparse
 import json
 import math
+import socket
 import sys
 import tempfile
 import time
@@ -147,8 +148,7 @@ def check_nccl_syncbn(data: Path) -> dict[str, Any]:
 
 
 def free_port() -> int:
-    import socket
-
+    """A port nothing listens on now, for NCCL's rendezvous."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -8,14 +8,12 @@ experiments run in), so a killed training frees its GPU. Every worker must see t
 (the same ``CUDA_VISIBLE_DEVICES``, or none).
 """
 
-import fcntl
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from pipeline.process import LOCK_DIR, logger
+from pipeline.process import WorkspaceBusy, logger, workspace_lock
 
 WAIT_SECONDS = 2.0  # between two looks at the pool when every device is taken
 
@@ -23,29 +21,24 @@ WAIT_SECONDS = 2.0  # between two looks at the pool when every device is taken
 @contextmanager
 def claim_device(candidates: Sequence[str], lock_dir: Path, wait_seconds: float = WAIT_SECONDS) -> Iterator[str]:
     """Hold the first of ``candidates`` (device names, e.g. ``cuda:0``) that no other claim in
-    ``lock_dir`` holds, for the duration; while all are held, wait (a stop signal ends the wait)."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    ``lock_dir`` holds (a :func:`pipeline.process.workspace_lock` each), for the duration; while
+    all are held, wait (a stop signal ends the wait)."""
     waiting_since = None
-    while True:
-        for name in candidates:
-            with ExitStack() as stack:
-                file = stack.enter_context(open(lock_dir / f"device-{name.replace(':', '-')}.lock", "a+"))
+    with ExitStack() as stack:
+        while True:
+            for name in candidates:
                 try:
-                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                    stack.enter_context(workspace_lock(f"device-{name.replace(':', '-')}", f"a training on {name}", lock_dir))
+                except WorkspaceBusy:
                     continue
-                file.seek(0)
-                file.truncate()
-                file.write(f"pid {os.getpid()}")
-                file.flush()
                 if waiting_since is not None:
                     logger.info("%s is free after %.0f s", name, time.monotonic() - waiting_since)
                 yield name
                 return
-        if waiting_since is None:
-            waiting_since = time.monotonic()
-            logger.info("every device of %s is taken by another training in this workspace: waiting for one", ", ".join(candidates))
-        time.sleep(wait_seconds)
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                logger.info("every device of %s is taken by another training in this workspace: waiting for one", ", ".join(candidates))
+            time.sleep(wait_seconds)
 
 
 def device_pool(requested: str, nproc: int, under_torchrun: bool, gpus: int) -> list[str]:
@@ -55,8 +48,3 @@ def device_pool(requested: str, nproc: int, under_torchrun: bool, gpus: int) -> 
     if requested not in ("auto", "cuda") or nproc > 1 or under_torchrun or gpus < 2:
         return []
     return [f"cuda:{index}" for index in range(gpus)]
-
-
-def pool_lock_dir(workspace: Path) -> Path:
-    """Where the device claims of ``workspace`` live."""
-    return workspace / LOCK_DIR

@@ -94,14 +94,14 @@ LOCK_DIR = Path(".srbench/locks")
 
 
 @contextmanager
-def workspace_lock(name: str, work: str | None = None) -> Iterator[IO[str]]:
-    """Hold ``.srbench/locks/NAME.lock`` for the duration: a second process asking for the same
-    lock in this workspace is refused at once, in one line naming the holder (``work``, default
+def workspace_lock(name: str, work: str | None = None, directory: Path = LOCK_DIR) -> Iterator[IO[str]]:
+    """Hold ``.srbench/locks/NAME.lock`` (in ``directory``) for the duration: a second process
+    asking for the same lock is refused at once, in one line naming the holder (``work``, default
     NAME, and its pid). The lock is the kernel's (``flock``), so a killed process never leaves a
     stale one; it belongs to the open file yielded, which a child process given its descriptor
     holds too."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOCK_DIR / f"{name}.lock"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.lock"
     with open(path, "a+") as file:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)

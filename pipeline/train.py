@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipeline.devices import claim_device, device_pool, pool_lock_dir
+from pipeline.devices import claim_device, device_pool
 from pipeline.layout import Outputs, read_seeds
 from pipeline.outputs import ensure_writable, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params, matching_profile
-from pipeline.process import logger, wait_passing_signals, workspace_lock
+from pipeline.process import LOCK_DIR, logger, sigterm_deferred, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
-from pipeline.process import sigterm_deferred
 from pipeline.tracking import WEIGHTS_TAG, log_dataset, mlflow_run, output_places, registered_name, workspace
 from srbench.files import atomic_path, file_digest, naming, write_text
 from srbench.names import model_names
@@ -150,7 +149,7 @@ def train(
         arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
         _launch_torchrun(outputs, run.nproc, arguments)
     pool = device_pool(run.device, run.nproc, "WORLD_SIZE" in os.environ, torch.cuda.device_count() if device.type == "cuda" else 0)
-    claim = claim_device(pool, pool_lock_dir(workspace())) if pool else contextlib.nullcontext(None)
+    claim = claim_device(pool, workspace() / LOCK_DIR) if pool else contextlib.nullcontext(None)
     with _lock(outputs, world), claim as claimed:
         if claimed:
             logger.info("training on %s, the first free GPU of %d (pipeline/devices.py)", claimed, len(pool))

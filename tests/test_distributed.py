@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from local_server import free_port
 from pipeline.process import WorkspaceBusy, workspace_lock
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from srbench.distributed import World
@@ -109,12 +109,6 @@ def test_a_run_of_two_processes_stopped_by_sigterm_resumes_in_one(prepared_x2: P
 
 def weights_of(workdir: Path, model: str) -> dict[str, torch.Tensor]:
     return torch.load(workdir / f"models/seed0/{model}.pt", weights_only=True)["state_dict"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 #: docs/gpu.md's multi-node command, word for word but for the host and the processes per node.

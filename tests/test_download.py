@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import socket
 import subprocess
 import sys
 import tarfile
@@ -28,6 +27,7 @@ from fake_data import (
     serve,
     write_checksums,
 )
+from local_server import free_port
 from PIL import Image
 
 from pipeline.download import download as download_stage
@@ -208,10 +208,7 @@ def test_checksum_neither_md5_nor_sha256(
 
 
 def test_fetch_unreachable_server(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # find a free port, then leave it closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/blob.bin"
+    url = f"http://127.0.0.1:{free_port()}/blob.bin"  # nothing listens there
     with pytest.raises(DownloadError, match=re.escape(url)) as info:
         fetch(url, tmp_path / "blob.bin", "0" * 64, limits=TransferLimits(timeout=5))
     assert "3 attempts" in str(info.value)

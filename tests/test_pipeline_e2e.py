@@ -6,11 +6,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -18,6 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from local_server import free_port, wait_until_served
 from pipeline.layout import Outputs
 from pipeline.tracking import EXPERIMENT, tracking_uri
 from pipeline_repo import MODELS, REPO, STAGES, copy_repo, dvc, merge, ran_stages, srbench, stages
@@ -237,23 +236,6 @@ def test_a_clone_pulls_the_models_from_the_remote(repo: Path, tmp_path: Path) ->
             assert file_digest(clone / path) == file_digest(repo / path), path
     assert (clone / "reports" / "report.md").read_text() == (repo / "reports" / "report.md").read_text()
     assert "Data and pipelines are up to date" in dvc("repro", cwd=clone)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_served(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"nothing served at {url}"
-            time.sleep(0.5)
 
 
 def test_queued_trainings_run_side_by_side_and_log_to_one_tracking_server(repo: Path) -> None:

@@ -125,12 +125,25 @@ def test_an_evaluation_run_names_the_version_it_scored_and_ranks_in_the_training
     assert {("psnr_y", evaluation.info.run_id, valid), ("psnr_y", training.info.run_id, valid)} <= scores  # the version's page lists both
 
 
-LOAD_EVERY_VERSION = """
+WITHOUT_SRBENCH = """
 import importlib.util, sys
 sys.path.append(PURELIB)  # site-packages without its .pth files: no editable srbench
 assert importlib.util.find_spec("srbench") is None, "srbench is importable"
 import mlflow, numpy as np
 mlflow.set_tracking_uri(STORE)
+"""
+
+
+def run_without_srbench(script: str, store: Path, cwd: Path, timeout: float, **constants: str) -> subprocess.CompletedProcess:
+    """``script`` in a fresh Python where srbench cannot be imported (no site-packages .pth files,
+    no PYTHONPATH), with MLflow pointed at the workspace store ``store`` and ``constants`` as globals."""
+    constants = {"PURELIB": sysconfig.get_paths()["purelib"], "STORE": tracking_uri(store), **constants}
+    source = "".join(f"{name} = {value!r}\n" for name, value in constants.items()) + textwrap.dedent(WITHOUT_SRBENCH) + textwrap.dedent(script)
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    return subprocess.run([sys.executable, "-S", "-c", source], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+LOAD_EVERY_VERSION = """
 client = mlflow.MlflowClient()
 image = np.linspace(0, 1, 3 * 12 * 12, dtype=np.float32).reshape(1, 3, 12, 12)
 for registered in client.search_registered_models():
@@ -156,10 +169,7 @@ def test_registry_versions_load_from_a_copy_after_the_original_is_deleted(traine
         use_store(mlflow)  # what every stage and `srbench ui` do first
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 
-    constants = {"PURELIB": sysconfig.get_paths()["purelib"], "STORE": tracking_uri(copy / "mlruns")}
-    script = "".join(f"{name} = {value!r}\n" for name, value in constants.items()) + textwrap.dedent(LOAD_EVERY_VERSION)
-    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=180)
+    result = run_without_srbench(LOAD_EVERY_VERSION, copy / "mlruns", tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = result.stdout.splitlines()
     assert len(loaded) == 2 and all(line.split()[2].startswith((copy / "mlruns" / "artifacts").as_uri()) for line in loaded), loaded
@@ -196,11 +206,6 @@ def test_card_summary_and_curves(trained_twice: Path) -> None:
 
 
 LOAD_AND_UPSCALE = """
-import importlib.util, sys
-sys.path.append(PURELIB)  # site-packages without its .pth files: no editable srbench
-assert importlib.util.find_spec("srbench") is None, "srbench is importable"
-import mlflow, numpy as np
-mlflow.set_tracking_uri(STORE)
 model = mlflow.pyfunc.load_model("models:/srbench-srcnn/latest")
 print("srbench from", sys.modules["srbench"].__file__)
 np.save(OUT, model.predict(np.load(IN)))
@@ -219,10 +224,7 @@ def test_the_registered_model_upscales_where_srbench_is_not_installed(trained_tw
     with torch.no_grad():
         expected = network.eval()(torch.from_numpy(image)).numpy()
 
-    constants = {"PURELIB": sysconfig.get_paths()["purelib"], "STORE": tracking_uri(trained_twice / "mlruns"), "IN": str(tmp_path / "in.npy"), "OUT": str(tmp_path / "out.npy")}
-    script = "".join(f"{name} = {value!r}\n" for name, value in constants.items()) + textwrap.dedent(LOAD_AND_UPSCALE)
-    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
-    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    result = run_without_srbench(LOAD_AND_UPSCALE, trained_twice / "mlruns", tmp_path, timeout=120, IN=str(tmp_path / "in.npy"), OUT=str(tmp_path / "out.npy"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "/code/srbench/__init__.py" in result.stdout  # the copy of srbench logged with the model
 

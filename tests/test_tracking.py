@@ -20,6 +20,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from local_server import free_port
 
 from pipeline.params import ParamError, Params
 from pipeline.process import Terminated
@@ -400,12 +401,6 @@ def test_log_dataset_names_the_folder_its_place_and_digest(workspace: Path) -> N
     assert dataset_input.dataset.name == "data/prepared" and dataset_input.dataset.digest == "0123456789abcdef"
     assert json.loads(dataset_input.dataset.source) == {"uri": data.resolve().as_uri()}
     assert {tag.key: tag.value for tag in dataset_input.tags}["mlflow.data.context"] == "training"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_srbench_ui_serves_the_workspace_store_and_prints_the_quality_view(workspace: Path, tmp_path: Path) -> None:
