@@ -268,10 +268,30 @@ def test_queued_trainings_run_side_by_side_and_log_to_one_tracking_server(repo: 
         assert {run.info.status for run in trained} == {"FINISHED"} and all(run.data.tags.get("dvc_exp") for run in trained)
         first, second = sorted(trained, key=lambda run: run.info.start_time)
         assert second.info.start_time < first.info.end_time, "the queued trainings ran one after the other"
+        versions = {}
         for run in trained:
             [version] = client.search_model_versions(f"run_id = '{run.info.run_id}'")
             assert version.tags["seed"] == "4" and version.tags["dvc_exp"] == run.data.tags["dvc_exp"]
+            versions[run.data.tags["model"]] = f"{version.name}/{version.version}"
+
+        # One report: the workspace's `dvc repro` with the same seeds finds the queued trainings in
+        # DVC's run cache (their outputs, summaries and curves included) and only evaluates.
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["train"]["seeds"] = [0, 4]
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        os.environ["MLFLOW_TRACKING_URI"] = queue_env["MLFLOW_TRACKING_URI"]
+        output = dvc("repro", "train@srcnn-4", "train@vdsr-4", "evaluate@srcnn-4", cwd=repo)
+        assert ran_stages(output) == {"evaluate@srcnn-4"}, output
+        assert "Stage 'train@srcnn-4' is cached - skipping run" in output and "Stage 'train@vdsr-4' is cached - skipping run" in output
+        for model in ("srcnn", "vdsr"):
+            files = Outputs(model, 4)
+            assert all((repo / path).is_file() for path in (files.weights, files.card, files.training_summary, files.curves))
+        assert len(client.search_runs([experiment], "tags.seed = '4' and tags.stage LIKE 'train@%'")) == 2  # nothing trained again
+        [evaluation] = client.search_runs([experiment], "tags.stage = 'evaluate@srcnn-4'")
+        assert evaluation.data.tags["model_version"] == versions["srcnn"]
     finally:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
+        subprocess.run(["git", "checkout", "params.yaml"], cwd=repo, check=True)
 
