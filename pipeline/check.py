@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipeline.outputs import write_json
+from pipeline.outputs import refuse_pipeline_paths, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger
 from pipeline.recipe import check_recipe, read_recipe
@@ -36,6 +36,11 @@ def check(
         raise ParamError(f"unknown model {unknown[0]!r}: choose from {', '.join(known)}")
     if vgg_weights not in (None, "imagenet", "random"):
         raise ParamError(f"--vgg-weights {vgg_weights!r}: choose imagenet or random")
+    for option, value, minimum in (("--batch-size", batch_size, 1), ("--patch-size", patch_size, 4)):
+        if value is not None and value < minimum:
+            raise ParamError(f"{option} {value}: must be >= {minimum}")
+    if out is not None:
+        refuse_pipeline_paths("--out", out)
     params = Params(params_file)
     from srbench.data import read_meta
     from srbench.inference import bicubic_validation_psnr, pick_device

@@ -42,8 +42,8 @@ def options(
 
 
 def main() -> None:
-    """Entry point: a user error is one line on stderr and exit status 2; a file the system
-    refuses (permissions, a full disk) one line naming it and exit status 1; SIGTERM and Ctrl-C
+    """Entry point: a user error is one line on stderr and exit status 2; a file or folder the
+    system refuses (permissions, a full disk) one line naming it and exit status 1; SIGTERM and Ctrl-C
     unwind (every stage cleans up, its MLflow run ends KILLED) and exit 143 and 130 (Click turns
     Ctrl-C into "Aborted!" and 130)."""
     setup_logging()
@@ -52,7 +52,7 @@ def main() -> None:
         app()
     except SrbenchError as error:
         print(f"srbench: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error.exit_status)
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"srbench: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.outputs import ensure_writable, write_json
+from pipeline.outputs import ensure_writable, output_folder, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
-from pipeline.process import logger, workspace_lock
+from pipeline.process import data_lock, logger, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.files import staged_folder
 from srbench.names import BENCHMARK_SETS, SCALES
@@ -63,8 +63,9 @@ def download(
     if benchmark_sets:
         benchmark_mirror = params.string("data.benchmark_mirror")
 
+    out = output_folder("--out", out, Path("data/raw"), "dataset.json")
     ensure_writable(out.parent, *([cache_dir] if source == "div2k" or benchmark_sets else []), *output_places())
-    with workspace_lock("download"), mlflow_run("download", params.section("data")) as mlflow, staged_folder(out) as stage:
+    with workspace_lock("download"), data_lock(out, "srbench download"), mlflow_run("download", params.section("data")) as mlflow, staged_folder(out) as stage:
         if source == "samples":
             export_samples(stage, n_valid=n_valid, seed=seed, max_side=max_side, valid_names=valid_names)
         elif source == "folder":

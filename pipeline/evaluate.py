@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from pipeline.layout import Outputs, check_external_name, external_outputs, read_seeds
-from pipeline.outputs import ensure_writable, refuse_pipeline_paths, write_json
+from pipeline.outputs import ensure_writable, output_folder, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params
 from pipeline.process import logger, workspace_lock
 from pipeline.tracking import log_dataset, mlflow_run, output_places, registered_version
@@ -123,8 +123,8 @@ def evaluate(
         raise ParamError(f"--scale {scale}: choose one of {', '.join(map(str, SCALES))}")
     if hr_dir is not None and out is None:
         raise ParamError("--out is required with --hr-dir (the default folders belong to the DVC pipeline)")
-    if out is not None and out.resolve() != run.results.resolve():
-        refuse_pipeline_paths("--out", out)
+    if out is not None:
+        out = output_folder("--out", out, run.results, "evaluation.json")
 
     from srbench.external import load_checkpoint
     from srbench.data import load_pairs, pairs_from_hr_folder, read_meta
@@ -151,9 +151,11 @@ def evaluate(
         checkpoint = {"file": str(weights), "sha256": file_digest(weights), **detected}
         scale, upscale, used_device = detected["scale"], model_upscaler(network, device), device
     else:
-        network, meta = load_model(weights or run.weights, device)
+        network, meta = load_model(weights or run.weights, device, expected=model)
         if scale is not None and scale != meta["scale"]:
             raise ParamError(f"--scale {scale}: {weights or run.weights} holds {model} x{meta['scale']}, which upscales by its own scale (leave --scale out)")
+        if prepared is not None and hr_dir is None and prepared.scale != meta["scale"]:
+            raise ParamError(f"{weights or run.weights}: holds {model} x{meta['scale']}; the prepared data in {data} is x{prepared.scale} (prepare.scale)")
         scale, upscale, used_device = meta["scale"], model_upscaler(network, device), device
     if hr_dir is not None:
         sources, pairs = {hr_dir.name: hr_dir}, {hr_dir.name: pairs_from_hr_folder(hr_dir, scale, rounding)}

@@ -1,5 +1,6 @@
 """Where a stage writes: JSON written atomically, output folders checked writable before any long
-work, and folders the DVC pipeline owns (read from dvc.lock) refused as a command's target."""
+work, and the one rule for a folder a command replaces (never one it did not make, never one the
+DVC pipeline uses: read from dvc.lock)."""
 
 import json
 import tempfile
@@ -47,6 +48,25 @@ def refuse_pipeline_paths(option: str, target: Path, lock: Path = Path("dvc.lock
             raise ParamError(f"{option} {target}: overlaps {path}, which the DVC pipeline's stage {stage} uses; choose a folder outside it")
 
 
+def output_folder(option: str, target: Path, default: Path, signature: str, lock: Path = Path("dvc.lock")) -> Path:
+    """The one rule for a folder a command replaces whole (``--out``): the command's own place in
+    the pipeline (``default``), a folder it made before (holding its ``signature`` file), or a
+    new or empty folder; never a folder of other files, never a path another stage of the DVC
+    pipeline reads or writes (:func:`refuse_pipeline_paths`). A symbolic link is followed (the
+    folder it points to is replaced, the link stays). Returns the folder to replace."""
+    if target.exists() and not target.is_dir():
+        raise ParamError(f"{option} {target}: not a folder")
+    folder = target.resolve() if target.is_symlink() else target
+    if folder.resolve() == default.resolve():
+        return folder
+    refuse_pipeline_paths(option, target, lock)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / signature).is_file():
+        raise ParamError(
+            f"{option} {target}: a folder of other files (no {signature}: srbench did not make it); {option} is replaced whole, so choose a new or empty folder"
+        )
+    return folder
+
+
 def ensure_writable(*folders: Path) -> None:
     """Check, before any long work, that a file can be created in each of ``folders`` (made if
     missing): a read-only place or a full disk is one line naming the folder, now rather than
@@ -62,4 +82,6 @@ def ensure_writable(*folders: Path) -> None:
 
 
 class OutputError(SrbenchError):
-    """An output place that cannot be written."""
+    """An output place that cannot be written: the system's refusal, exit status 1 as an ``OSError``'s."""
+
+    exit_status = 1

@@ -1,6 +1,8 @@
 """params.yaml, read and checked: typed access to its dotted keys, a duplicate key refused with
 both lines, and the `--params` option every stage command takes."""
 
+import difflib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ import typer
 import yaml
 
 from srbench.errors import SrbenchError
+from srbench.names import model_names
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (one section per stage).")
 
@@ -58,8 +61,57 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_sequence(node, deep)
 
 
+#: Every key of every stage's section. A model's section (one per trainable model, srbench's and
+#: other packages': :func:`srbench.names.model_names`) takes :data:`MODEL_KEYS`; its ``arch`` and
+#: ``optimizer`` are checked against the network and the optimiser when a recipe is read.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "data": ("source", "folder", "n_valid", "valid_images", "seed", "max_side", "div2k_mirror", "div2k_limit", "cache_dir",
+             "benchmark_sets", "benchmark_mirror", "checksums"),
+    "prepare": ("scale", "patch_size", "stride", "workers", "bicubic_rounding"),
+    "train": ("device", "precision", "deterministic", "channels_last", "compile", "nproc", "seeds", "log_every", "validations",
+              "budget", "checkpoint_every"),
+    "evaluate": ("device", "lpips"),
+    "report": ("models", "crop_size", "crop_images", "external", "departures"),
+}
+MODEL_KEYS = ("channels", "rgb_permutation", "arch", "steps", "batch_size", "patch_size", "loss_scale", "optimizer",
+              "content_loss", "adversarial_weight", "vgg_weights", "vgg_rescale")
+
+
+def _unknown(key: str, known: Sequence[str], prefix: str = "") -> str:
+    """``key`` refused, with the nearest of the ``known`` keys (or all of them)."""
+    nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    hint = f"did you mean {prefix}{nearest[0]}?" if nearest else f"known: {', '.join(known)}"
+    return f"{prefix}{key}: unknown {'key' if prefix else 'section'} ({hint})"
+
+
+def schema_problem(data: dict[Any, Any]) -> str | None:
+    """The first key of params ``data`` that no stage reads (with the nearest known one), or the
+    first number anywhere in it that is not finite; None when there is none."""
+    models = model_names()
+    for section, values in data.items():
+        known = SECTION_KEYS.get(section, MODEL_KEYS if section in models else None)
+        if known is None:
+            return _unknown(str(section), [*SECTION_KEYS, *models])
+        if isinstance(values, dict):
+            for key in values:
+                if key not in known:
+                    return _unknown(str(key), known, f"{section}.")
+    return _not_finite(data)
+
+
+def _not_finite(value: Any, key: str = "") -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key} = {value}: not a finite number"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        if problem := _not_finite(item, f"{key}[{name}]" if isinstance(name, int) else f"{key}.{name}" if key else str(name)):
+            return problem
+    return None
+
+
 class Params:
-    """params.yaml with typed, checked access: ``params.integer("srcnn.steps", minimum=1)``."""
+    """params.yaml with typed, checked access: ``params.integer("srcnn.steps", minimum=1)``; the
+    whole file is checked first (:func:`schema_problem`: no unknown key, no infinite number)."""
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
@@ -74,6 +126,8 @@ class Params:
             raise ParamError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
         if not isinstance(data, dict):
             raise ParamError(f"{path}: expected a mapping of sections")
+        if problem := schema_problem(data):
+            raise ParamError(f"{path}: {problem}")
         self.path = path
         self.data = data
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.outputs import ensure_writable
+from pipeline.outputs import ensure_writable, output_folder
 from pipeline.params import PARAMS_OPTION, Params
-from pipeline.process import workspace_lock
+from pipeline.process import data_lock, workspace_lock
 from pipeline.tracking import mlflow_run, output_places
 from srbench.errors import SrbenchError
 from srbench.names import SCALES
@@ -47,8 +47,9 @@ def prepare(
 
     rounding = params.choice("prepare.bicubic_rounding", ROUNDINGS)
     dataset = _dataset_name(raw)
+    out = output_folder("--out", out, Path("data/prepared"), "meta.json")
     ensure_writable(out.parent, *output_places())
-    with workspace_lock("prepare"):
+    with workspace_lock("prepare"), data_lock(raw), data_lock(out, "srbench prepare"):
         checked = check_raw(raw, scale, patch_size, stride)  # from the image headers, before the MLflow run: a bad image starts no run
         with mlflow_run("prepare", params.section("prepare")) as mlflow:
             meta = prepare_data(

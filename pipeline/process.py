@@ -2,12 +2,13 @@
 the signal) and its workspace locks (one process per piece of work)."""
 
 import fcntl
+import hashlib
 import logging
 import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -94,27 +95,38 @@ LOCK_DIR = Path(".srbench/locks")
 
 
 @contextmanager
-def workspace_lock(name: str, work: str | None = None, directory: Path = LOCK_DIR) -> Iterator[IO[str]]:
+def workspace_lock(name: str, work: str | None = None, directory: Path = LOCK_DIR, shared: bool = False) -> Iterator[IO[str]]:
     """Hold ``.srbench/locks/NAME.lock`` (in ``directory``) for the duration: a second process
     asking for the same lock is refused at once, in one line naming the holder (``work``, default
-    NAME, and its pid). The lock is the kernel's (``flock``), so a killed process never leaves a
-    stale one; it belongs to the open file yielded, which a child process given its descriptor
-    holds too."""
+    NAME, and its pid). ``shared``: held together with other shared holders (readers, which
+    write no name), refused while an exclusive holder has it and refusing one while held. The
+    lock is the kernel's (``flock``), so a killed process never leaves a stale one; it belongs
+    to the open file yielded, which a child process given its descriptor holds too."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.lock"
     with open(path, "a+") as file:
         try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             file.seek(0)
-            holder = file.read().strip() or f"{name} (another process)"
+            holder = file.read().strip() or "another srbench process"
             raise WorkspaceBusy(f"{path}: {holder} is already running in this workspace; wait for it or stop it") from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"{work or name} (pid {os.getpid()})")
-        file.flush()
+        if not shared:
+            file.seek(0)
+            file.truncate()
+            file.write(f"{work or name} (pid {os.getpid()})")
+            file.flush()
         try:
             yield file
         finally:
-            file.truncate(0)
+            if not shared:
+                file.truncate(0)
             fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def data_lock(folder: Path, writer: str | None = None) -> AbstractContextManager[IO[str]]:
+    """The lock on the data in ``folder``: its readers (trainings) share it, its writer
+    (``writer``: download, prepare) holds it alone, so that no data is replaced under a training
+    that reads it (a x2 model trained while prepare made x4 data)."""
+    name = f"data-{folder.name}-{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]}"
+    return workspace_lock(name, writer, shared=writer is None)

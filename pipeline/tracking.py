@@ -37,8 +37,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 
-from pipeline.outputs import dvc_paths
+from pipeline.outputs import OutputError, dvc_paths
 from pipeline.process import Terminated, sigterm_deferred, terminating
+from srbench.errors import SrbenchError
 
 logger = logging.getLogger("srbench")
 
@@ -112,28 +113,36 @@ def workspace() -> Path:
     """The workspace whose ``mlruns/`` receives the runs: the current directory or, inside the
     temporary copy DVC makes for ``dvc exp run --temp`` and queued experiments (a folder under
     ``$DVC_ROOT/.dvc/tmp/exps/``; DVC then sets ``DVC_ROOT`` to the user's workspace), that
-    workspace. A ``DVC_ROOT`` inherited by a process outside such a copy is ignored."""
+    workspace. A ``DVC_ROOT`` inherited by a process outside such a copy is ignored. A subfolder
+    of a workspace (a folder without dvc.yaml below one with it) is refused in one line."""
     here = Path.cwd().resolve()
     root = os.environ.get("DVC_ROOT")
     if root:
         root_path = Path(root).resolve()
         if here.is_relative_to(root_path / ".dvc" / "tmp" / "exps"):
             return root_path
+    if not (here / "dvc.yaml").is_file() and (above := next((path for path in here.parents if (path / "dvc.yaml").is_file()), None)):
+        raise SrbenchError(f"{here}: a subfolder of the workspace {above}; run srbench there (its runs, locks and outputs are the workspace's)")
     return here
 
 
 def tracking_uri(root: Path | None = None) -> str:
-    """The SQLite store in ``root`` (an ``mlruns`` folder; default: this workspace's)."""
+    """The SQLite store in ``root`` (an ``mlruns`` folder; default: this workspace's). SQLAlchemy
+    reads ``?`` as the start of a query and ``%XX`` as an escape, so a path holding ``?``, ``#`` or
+    ``%`` is percent-encoded whole, its slashes too: MLflow creates the parent folders of the
+    path it reads undecoded from the URI, which is then one name in the current folder ("."),
+    not a stray tree of encoded names."""
     root = workspace() / TRACKING_DIR if root is None else root
-    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    path = str((root / "mlflow.db").resolve())
+    return f"sqlite:///{urllib.parse.quote(path, safe='') if any(character in path for character in '?#%') else path}"
 
 
 def output_places() -> list[Path]:
     """The folders runs write into, for a stage to check before its work: the workspace's store
     and artifacts, or none when ``MLFLOW_TRACKING_URI`` sends the runs elsewhere."""
+    root = workspace() / TRACKING_DIR
     if os.environ.get(URI_VARIABLE):
         return []
-    root = workspace() / TRACKING_DIR
     return [root, root / ARTIFACTS]
 
 
@@ -219,6 +228,8 @@ def use_store(mlflow: Any) -> str:
         if root.resolve() != (Path.cwd() / TRACKING_DIR).resolve():
             logger.info("in DVC's temporary copy of the workspace: MLflow runs go to %s", root)
         root.mkdir(parents=True, exist_ok=True)
+        if (root / "mlflow.db").exists() and not os.access(root / "mlflow.db", os.W_OK):  # e.g. on a read-only mount
+            raise OutputError(f"{root / 'mlflow.db'}: cannot write the MLflow store (read-only)")
         location = artifact_root(root)
         mlflow.set_tracking_uri(tracking_uri(root))
         os.environ.pop(URI_VARIABLE, None)  # set_tracking_uri exports it; children find their own workspace

@@ -24,7 +24,7 @@ from pipeline.devices import claim_device, device_pool
 from pipeline.layout import Outputs, read_seeds
 from pipeline.outputs import ensure_writable, write_json
 from pipeline.params import PARAMS_OPTION, ParamError, Params, matching_profile
-from pipeline.process import LOCK_DIR, logger, sigterm_deferred, wait_passing_signals, workspace_lock
+from pipeline.process import LOCK_DIR, data_lock, logger, sigterm_deferred, wait_passing_signals, workspace_lock
 from pipeline.recipe import Recipe, RunSettings, build_objective, build_sampler, fingerprint, read_recipe, read_run_settings
 from pipeline.tracking import WEIGHTS_TAG, log_dataset, mlflow_run, output_places, registered_name, workspace
 from srbench.files import atomic_path, file_digest, naming, write_text
@@ -112,7 +112,7 @@ def train(
     outputs = Outputs(model, recipe.seed)
     import torch
 
-    from srbench.models import model_spec
+    from srbench.models import model_spec, training_memory
 
     spec = model_spec(model)
     if spec.starts_from is not None and init is None:
@@ -120,18 +120,29 @@ def train(
     if spec.starts_from is None and init is not None:
         raise ParamError(f"--init: {model} trains from scratch (--init is only for a model that starts from another's weights, such as srgan)")
 
-    from srbench.data import read_meta
+    from srbench.data import open_patch_stores, read_meta
     from srbench.distributed import World
-    from srbench.inference import pick_device
+    from srbench.inference import available_memory, pick_device
 
     world = World.from_environment()
     processes = max(world.size, run.nproc)
     if recipe.batch_size % processes:
         raise ParamError(f"{params.path}: {model}.batch_size = {recipe.batch_size}: must be a multiple of the {processes} processes")
-    scale = read_meta(data).scale
+    meta = read_meta(data)
+    open_patch_stores(data, meta)  # a damaged or mismatched store: one line, before any run starts
+    scale = meta.scale
     device = pick_device(run.device)
     if device.type == "cuda" and run.nproc > torch.cuda.device_count():
         raise ParamError(f"{params.path}: train.nproc = {run.nproc}: this machine has {torch.cuda.device_count()} GPU(s)")
+    arch = recipe.arch if spec.starts_from is None else params.section(f"{spec.starts_from}.arch")
+    needed = training_memory(model, scale, arch, recipe.channels, recipe.batch_size // processes, recipe.patch_size)
+    available = available_memory(device)
+    if available is not None and needed > available:  # before allocating: a step that cannot fit would swap or be killed
+        raise ParamError(
+            f"{params.path}: {model}: a training step needs about {needed / 1e9:.1f} GB (weights, optimiser and the activations of "
+            f"{recipe.batch_size // processes} crops of {recipe.patch_size} px), more than the {available / 1e9:.1f} GB free on {device}; "
+            f"lower {model}.batch_size, patch_size or arch"
+        )
     if init is not None and not init.is_file():
         raise ParamError(f"--init {init}: file not found (train {spec.starts_from} first)")
     # every place it writes, checked before it starts: a read-only folder or a full disk is found before the training
@@ -143,14 +154,14 @@ def train(
     if resume and world.main and checkpoint.is_file():
         from srbench.train import read_checkpoint
 
-        read_checkpoint(checkpoint, run_fingerprint)  # another run's checkpoint: one line, before anything starts
+        read_checkpoint(checkpoint, run_fingerprint, steps=recipe.steps)  # another run's checkpoint: one line, before anything starts
     if run.nproc > 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun
         arguments = ["train", model, "--seed", str(outputs.seed), "--params", str(params_file), "--data", str(data)]
         arguments += (["--init", str(init)] if init else []) + (["--resume"] if resume else [])
         _launch_torchrun(outputs, run.nproc, arguments)
     pool = device_pool(run.device, run.nproc, "WORLD_SIZE" in os.environ, torch.cuda.device_count() if device.type == "cuda" else 0)
     claim = claim_device(pool, workspace() / LOCK_DIR) if pool else contextlib.nullcontext(None)
-    with _lock(outputs, world), claim as claimed:
+    with _lock(outputs, world), data_lock(data), claim as claimed:
         if claimed:
             logger.info("training on %s, the first free GPU of %d (pipeline/devices.py)", claimed, len(pool))
         device = world.device(torch.device(claimed) if claimed else device)

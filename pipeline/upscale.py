@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipeline.layout import Outputs
-from pipeline.outputs import ensure_writable
+from pipeline.outputs import ensure_writable, refuse_pipeline_paths
 from pipeline.params import ParamError
 from pipeline.process import logger
 from srbench.names import SCALES, TILE, model_names
@@ -37,6 +37,7 @@ def upscale(
         raise ParamError("bicubic needs --scale 2, 3 or 4" + ("" if scale is None else f" (got --scale {scale})"))
     if model != "bicubic" and model not in model_names():
         raise ParamError(f"unknown model {model!r}: choose bicubic or one of {', '.join(model_names())}")
+    refuse_pipeline_paths("--out", out)
     from srbench.images import read_image, write_jpeg, write_png, write_png_rows  # numpy and Pillow: after the cheap checks
     import numpy as np
 
@@ -57,7 +58,7 @@ def upscale(
         from srbench.tiling import tiled_upscaler
 
         weights = weights or Outputs(model, seed).weights
-        network, meta = load_model(weights, pick_device(device))
+        network, meta = load_model(weights, pick_device(device), expected=model)
         if scale is not None and scale != meta["scale"]:
             raise ParamError(f"--scale {scale}: {weights} holds {meta['name']} x{meta['scale']}, which upscales by its own scale (leave --scale out)")
         scale, used = meta["scale"], next(network.parameters()).device

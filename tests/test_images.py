@@ -300,7 +300,7 @@ def test_upscale_refuses_to_replace_its_input(photos: Path, srbench_here) -> Non
 def test_upscale_checks_out_is_writable_before_any_work(photos: Path, srbench_here) -> None:
     (photos / "blocker").write_text("a file where --out needs a folder")
     status, stderr = srbench_here(*BICUBIC, "a.png", "--out", "blocker/out")
-    assert status == 2 and "blocker/out: cannot write here" in one_error_line(stderr)
+    assert status == 1 and "blocker/out: cannot write here" in one_error_line(stderr)  # the system refused
 
 
 def test_upscale_writes_each_result_once_and_atomically(photos: Path, srbench_here) -> None:

@@ -217,6 +217,10 @@ def test_missing_or_foreign_weights_file_is_a_clear_error(tmp_path) -> None:
         ("srcnn", {"n2": True}, "srcnn.arch.n2 = True: expected an integer"),
         ("srcnn", {"f1": 9.0}, "srcnn.arch.f1 = 9.0: expected an integer"),
         ("srcnn", {"f3": 4}, "srcnn.arch.f3 = 4: must be odd"),
+        ("srcnn", {"n1": 100000}, "srcnn.arch.n1 = 100000: must be <= 4096"),  # issue 22, case 10: 14 GB and no step in 2 minutes
+        ("srcnn", {"f1": 101}, "srcnn.arch.f1 = 101: must be <= 63"),
+        ("vdsr", {"depth": 5000}, "vdsr.arch.depth = 5000: must be <= 1024"),
+        ("srresnet", {"num_blocks": 2000}, "srresnet.arch.num_blocks = 2000: must be <= 1024"),
         ("srcnn", {"num_channels": 1}, "srcnn.arch.num_channels: unknown hyperparameter"),
         ("srcnn-seed", {"f2": 0}, "srcnn-seed.arch.f2 = 0: must be >= 1"),
         ("srcnn-seed", {"upsampling": "bicubic"}, "srcnn-seed.arch.upsampling = 'bicubic': choose one of nearest, bilinear"),
@@ -259,25 +263,25 @@ def test_a_small_file_declaring_a_huge_architecture_is_refused_before_allocating
     path = tmp_path / "srcnn.pt"
     small = {"n1": 4, "n2": 4, "f1": 3, "f2": 1, "f3": 3}
     state = build_model("srcnn", 2, small).state_dict()
-    # Built for real, this network would need 4 * 10^14 floats, more than any address space.
-    torch.save({"name": "srcnn", "scale": 2, "arch": {**small, "n1": 10**7, "n2": 10**7}, "state_dict": state}, path)
+    # The widest network the bounds allow (4096 features), declared beside a 4-feature one's weights.
+    torch.save({"name": "srcnn", "scale": 2, "arch": {**small, "n1": 4096, "n2": 4096}, "state_dict": state}, path)
     with pytest.raises(SrbenchError) as error:
         load_model(path)
     assert str(error.value).startswith(f"{path}: weights do not match the declared architecture srcnn x2")
-    assert str(error.value).endswith("patch_extraction.weight: shape (4, 3, 3, 3), the architecture's is (10000000, 3, 3, 3)")
+    assert str(error.value).endswith("patch_extraction.weight: shape (4, 3, 3, 3), the architecture's is (4096, 3, 3, 3)")
     # A meta model too has one Python object per layer: a layer count beyond the file's tensors is refused unbuilt.
     state = build_model("vdsr", 2, {"depth": 2, "num_filters": 1}).state_dict()
-    torch.save({"name": "vdsr", "scale": 2, "arch": {"depth": 100_000, "num_filters": 1}, "state_dict": state}, path)
-    with pytest.raises(SrbenchError, match=r"vdsr.arch.depth = 100000: more layers than the file's 4 tensors"):
+    torch.save({"name": "vdsr", "scale": 2, "arch": {"depth": 1000, "num_filters": 1}, "state_dict": state}, path)
+    with pytest.raises(SrbenchError, match=r"vdsr.arch.depth = 1000: more layers than the file's 4 tensors"):
         load_model(path)
-    # Tensors expanded from one stored value have the huge shapes and a tiny file (3 KB for 2 GB).
-    huge = {"n1": 20_000, "n2": 20_000, "f1": 3, "f2": 1, "f3": 3}
+    # Tensors expanded from one stored value have the huge shapes and a tiny file (3 KB for 67 MB).
+    huge = {"n1": 4096, "n2": 4096, "f1": 3, "f2": 1, "f3": 3}
     with torch.device("meta"):
         shapes = {key: value.shape for key, value in build_model("srcnn", 2, huge).state_dict().items()}
     expanded = {key: torch.zeros(1).expand(*shape) for key, shape in shapes.items()}
     torch.save({"name": "srcnn", "scale": 2, "arch": huge, "state_dict": expanded}, path)
     assert path.stat().st_size < 10_000
-    with pytest.raises(SrbenchError, match=r"patch_extraction.weight: 540000 values declared, 4 bytes stored"):
+    with pytest.raises(SrbenchError, match=r"patch_extraction.weight: 110592 values declared, 4 bytes stored"):
         load_model(path)
 
 

@@ -438,14 +438,14 @@ def test_a_plain_mlflow_ui_database_at_the_root_is_ignored_by_git() -> None:
 
 def test_params_checks_name_file_key_and_value(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("train:\n  steps: -3\n  lr: 0\n  device: cpu\n")
+    path.write_text("train:\n  log_every: -3\n  budget: 0\n  device: cpu\n")
     params = Params(path)
-    with pytest.raises(ParamError, match=r"params.yaml: train.steps = -3: must be >= 1"):
-        params.integer("train.steps", minimum=1)
-    with pytest.raises(ParamError, match="train.lr = 0: must be a positive number"):
-        params.positive_float("train.lr")
-    with pytest.raises(ParamError, match="missing key train.seed"):
-        params.integer("train.seed")
+    with pytest.raises(ParamError, match=r"params.yaml: train.log_every = -3: must be >= 1"):
+        params.integer("train.log_every", minimum=1)
+    with pytest.raises(ParamError, match="train.budget = 0: must be a positive number"):
+        params.positive_float("train.budget")
+    with pytest.raises(ParamError, match="missing key train.nproc"):
+        params.integer("train.nproc")
     path.write_text("train: [unclosed\n")
     with pytest.raises(ParamError, match="not valid YAML"):
         Params(path)

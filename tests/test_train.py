@@ -211,12 +211,45 @@ def test_a_finite_loss_far_above_its_start_is_divergence(prepared_x2: Path, tmp_
     assert not (tmp_path / "ckpt.pt").exists()
 
 
+def test_a_one_step_run_that_blows_up_is_divergence(prepared_x2: Path, tmp_path: Path) -> None:
+    """Issue 22, case 6: one step at Adam 1e3 logs only the first batch's loss (before the update),
+    so no logged loss can show the damage; the last batch with the final weights does."""
+    with pytest.raises(TrainingDiverged, match=rf"by step 1: loss after the last update \S+ is over {DIVERGENCE_FACTOR:g}x"):
+        run(prepared_x2, tmp_path, steps=1, config=OptimizerConfig(name="adam", lr=1e3))
+    assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_the_last_batch_check_changes_nothing() -> None:
+    """The extra forward pass of the last step leaves BatchNorm's running statistics as they were."""
+    torch.manual_seed(0)
+    model = SRResNet(scale=2, num_features=8, num_blocks=1).train()
+    objective = PixelObjective(model, OptimizerConfig(lr=1e-3), Precision(CPU, "fp32"))
+    before = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    checked = objective.watched_loss(lr, hr).item()
+    assert all(torch.equal(buffer, before[name]) for name, buffer in model.named_buffers())
+    assert checked == pytest.approx(torch.nn.functional.mse_loss(model(lr), hr).item(), rel=1e-6)  # training mode: batch statistics
+
+
 def test_resume_continues_only_a_checkpoint_of_the_same_run(prepared_x2: Path, tmp_path: Path) -> None:
     run(prepared_x2, tmp_path, steps=5, fingerprint={"settings": {"lr": 1e-3, "steps": 5}, "data": "a"})
     with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: made by another run \(settings.lr: 0.001 -> 0.0001; settings.steps: 5 -> 300\); run without --resume"):
         run(prepared_x2, tmp_path, steps=300, resume=True, fingerprint={"settings": {"lr": 1e-4, "steps": 300}, "data": "a"})
     _, history = run(prepared_x2, tmp_path, steps=10, resume=True, fingerprint={"settings": {"lr": 1e-3, "steps": 5}, "data": "a"})
     assert [row["step"] for row in history if "loss" in row] == [5, 10]  # the same run's checkpoint resumes
+
+
+def test_an_empty_or_hand_edited_checkpoint_is_refused_in_one_line(prepared_x2: Path, tmp_path: Path) -> None:
+    """Issue 22, case 11: a zero-length checkpoint gave an IndexError traceback on --resume, and a
+    step edited to 1e9 a StopIteration one."""
+    (tmp_path / "ckpt.pt").write_bytes(b"")
+    with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: not a readable checkpoint \(EOFError: 0 bytes\); run without --resume"):
+        run(prepared_x2, tmp_path, steps=10, resume=True)
+    run(prepared_x2, tmp_path, steps=5)
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    torch.save({**state, "step": 10**9}, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointMismatch, match=r"ckpt.pt: step 1000000000 is not a step of this 10-step run; run without --resume"):
+        run(prepared_x2, tmp_path, steps=10, resume=True)
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(prepared_x2: Path, tmp_path: Path) -> None:

@@ -27,10 +27,11 @@ from numpy.lib.format import open_memmap
 
 from srbench.degradation import ROUNDINGS, Rounding, degrade, modcrop
 from srbench.errors import InvalidImageError, SrbenchError
-from srbench.files import staged_folder, write_text
+from srbench.files import reserve, staged_folder, write_text
 from srbench.images import image_size, list_images, read_image, write_png
 from srbench.metrics import sr_metrics
 from srbench.progress import progress
+from srbench.names import SCALES
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,11 @@ def check_raw(raw_dir: Path, scale: int, patch_size: int, stride: int) -> RawDat
     counts = [len(_patch_corners(*_pair_size(path, scale, train_lr_dir), patch_size, stride)) for path in train_images]
     if sum(counts) == 0:
         raise SrbenchError(f"{raw_dir}/train/HR: no image is at least prepare.patch_size={patch_size} pixels on each side")
+    if unused := [path.name for path, count in zip(train_images, counts) if count == 0]:
+        logger.warning(
+            "%d training image(s) smaller than prepare.patch_size=%d px on a side give no patch: %s",
+            len(unused), patch_size, ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else ""),
+        )
     return RawData(train_images, train_lr_dir, counts, test_sets)
 
 
@@ -222,6 +228,8 @@ def prepare(
         lr_size = patch_size // scale
         hr_store = open_memmap(staging / "train_hr.npy", mode="w+", dtype=np.uint8, shape=(count, patch_size, patch_size, 3))
         lr_store = open_memmap(staging / "train_lr.npy", mode="w+", dtype=np.uint8, shape=(count, lr_size, lr_size, 3))
+        reserve(staging / "train_hr.npy")
+        reserve(staging / "train_lr.npy")
         offset = 0
         jobs = [(path, scale, raw.train_lr_dir, rounding, patch_size, stride) for path in raw.train_images]
         with progress(len(jobs), "prepare training patches", "image", log=logger) as bar:
@@ -290,7 +298,31 @@ def read_meta(prepared_dir: Path) -> PreparedMeta:
             raise SrbenchError(f"{path}: {name} = {values[name]!r}: expected {kind.__name__} (run srbench prepare again)")
     if meta.bicubic_rounding not in ROUNDINGS:
         raise SrbenchError(f"{path}: bicubic_rounding = {meta.bicubic_rounding!r}: choose one of {', '.join(ROUNDINGS)}")
+    if meta.scale not in SCALES or meta.patch_size < meta.scale or meta.patch_size % meta.scale or meta.train_patches < 1:
+        raise SrbenchError(f"{path}: scale {meta.scale}, patch_size {meta.patch_size}, train_patches {meta.train_patches}: not what srbench prepare writes (run srbench prepare again)")
     return meta
+
+
+def open_patch_stores(prepared_dir: Path, meta: PreparedMeta) -> tuple[np.ndarray, np.ndarray]:
+    """The HR and LR patch stores of ``prepared_dir`` as copy-on-write memory maps (writable for
+    ``torch.from_numpy``, never written back), checked against its ``meta`` (patch count, sides,
+    scale) before any work: a truncated, damaged or mismatched store is one line naming the file."""
+    lr_side = meta.patch_size // meta.scale
+    stores = []
+    for name, side in (("train_hr.npy", meta.patch_size), ("train_lr.npy", lr_side)):
+        path = prepared_dir / name
+        try:
+            store = np.load(path, mmap_mode="c")
+        except (OSError, ValueError, EOFError) as error:  # missing, truncated (mmap longer than the file), not a .npy
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise SrbenchError(f"{path}: not a readable patch store ({reason}); run srbench prepare again") from error
+        expected = (meta.train_patches, side, side, 3)
+        if store.dtype != np.uint8 or store.shape != expected:
+            raise SrbenchError(
+                f"{path}: {store.dtype} patches of shape {store.shape}, but {prepared_dir / 'meta.json'} says uint8 {expected}; run srbench prepare again"
+            )
+        stores.append(store)
+    return stores[0], stores[1]
 
 
 @dataclass(frozen=True)

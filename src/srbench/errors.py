@@ -2,7 +2,10 @@
 
 
 class SrbenchError(Exception):
-    """Base class of user-facing errors; the CLI prints ``str(error)`` on one line and exits non-zero."""
+    """Base class of user-facing errors; the CLI prints ``str(error)`` on one line and exits with
+    ``exit_status`` (2: a usage error; 1: the system refused, as for an ``OSError``)."""
+
+    exit_status = 2
 
 
 class DownloadError(SrbenchError):

@@ -2,6 +2,7 @@
 target, renamed over it only when complete, removed when anything fails. Two processes writing
 the same target never share a temporary file."""
 
+import errno
 import glob
 import hashlib
 import io
@@ -108,6 +109,19 @@ def naming(path: Path) -> Iterator[None]:
         yield
     except OSError as error:
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+def reserve(path: Path) -> None:
+    """Allocate every block of ``path`` (the file of a memory map just made, sparse) now: a page
+    of a sparse map written on a full disk kills the process with SIGBUS ("Bus error", no
+    message, nothing cleaned), a reservation fails with ``OSError`` ENOSPC naming the file."""
+    with open(path, "r+b") as file:
+        try:
+            os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
+        except OSError as error:
+            if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS):  # a file system without it: the map stays sparse
+                return
+            raise OSError(error.errno, os.strerror(error.errno), str(path)) from error
 
 
 def write_bytes(path: Path, data: bytes | memoryview) -> None:

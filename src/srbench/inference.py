@@ -38,6 +38,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a new allocation on ``device``: CUDA's free memory, the host's MemAvailable
+    (Linux) for the CPU; None where it is not known (MPS, other systems)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu" and Path("/proc/meminfo").is_file():
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
 def _cpu_model() -> str:
     """The processor's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
     cpuinfo = Path("/proc/cpuinfo")

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from srbench.colour import rgb_to_luma
-from srbench.data import read_meta
+from srbench.data import open_patch_stores, read_meta
 from srbench.errors import SrbenchError
 
 logger = logging.getLogger(__name__)
@@ -137,9 +137,7 @@ class PatchSampler:
         self.device, self.memory_format = device, memory_format
         self.channels, self.rgb_permutation = channels, rgb_permutation
         self.rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
-        # Copy-on-write maps: writable for torch.from_numpy, never written back.
-        hr = np.load(prepared_dir / "train_hr.npy", mmap_mode="c")
-        lr = np.load(prepared_dir / "train_lr.npy", mmap_mode="c")
+        hr, lr = open_patch_stores(prepared_dir, meta)
         self.count, self.max_offset = len(hr), lr.shape[1] - crop_size // self.scale
         on_device = _fits_on(device, hr.nbytes + lr.nbytes) if store_on_device is None else store_on_device
         self.store_device = device if on_device else torch.device("cpu")

@@ -7,7 +7,7 @@ import math
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,20 @@ class Optimization:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
+@contextlib.contextmanager
+def _looking_only(model: nn.Module) -> Iterator[None]:
+    """No gradients, and the model's buffers (BatchNorm's running statistics) put back after: a
+    forward pass in training mode that changes nothing."""
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+
+
 class PixelObjective:
     """Squared error between SR and HR (SRCNN, VDSR, SRResNet and the study's CNNs).
 
@@ -224,6 +238,11 @@ class PixelObjective:
             mse = F.mse_loss(self.network(lr).float(), hr)
         self.optimization.step(mse * self.loss_scale)
         return {"loss": mse.detach()}
+
+    def watched_loss(self, lr: Tensor, hr: Tensor) -> Tensor:
+        """The logged loss of a batch with the current weights, changing nothing."""
+        with _looking_only(self.model), self.precision.autocast():
+            return F.mse_loss(self.model(lr).float(), hr)
 
     def state_dict(self) -> dict:
         return {"optimization": self.optimization.state_dict()}
@@ -282,6 +301,11 @@ class AdversarialObjective:
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
         }
 
+    def watched_loss(self, lr: Tensor, hr: Tensor) -> Tensor:
+        """The content loss of a batch with the current generator, changing nothing."""
+        with _looking_only(self.model), self.precision.autocast():
+            return self.content_loss(self.model(lr).float(), hr)
+
     def state_dict(self) -> dict:
         return {
             "optimization": self.optimization.state_dict(),
@@ -337,16 +361,17 @@ def _differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
     return [f"{prefix.rstrip('.')}: {short[0]!r} -> {short[1]!r}"]
 
 
-def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device | str = "cpu") -> dict:
+def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device | str = "cpu", steps: int | None = None) -> dict:
     """The state saved in checkpoint ``path``, refused in one line unless it was saved by a run
-    with the same ``fingerprint`` (None: any run)."""
+    with the same ``fingerprint`` (None: any run) at a step of a ``steps``-step run (None: any)."""
     start_over = "run without --resume to train from step 0"
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointMismatch(f"{path}: not a srbench checkpoint (it holds objects that weights-only loading refuses); {start_over}") from error
     except (RuntimeError, EOFError) as error:
-        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({str(error).strip().splitlines()[0]}); {start_over}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else f"{type(error).__name__}: {path.stat().st_size} bytes"
+        raise CheckpointMismatch(f"{path}: not a readable checkpoint ({reason}); {start_over}") from error
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointMismatch(f"{path}: not a srbench checkpoint; {start_over}")
     if fingerprint is not None and state.get("fingerprint") is None:
@@ -355,12 +380,15 @@ def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device |
         differences = _differences(state["fingerprint"], fingerprint)
         if differences:
             raise CheckpointMismatch(f"{path}: made by another run ({'; '.join(differences)}); {start_over}")
+    step = state.get("step")
+    if steps is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps):
+        raise CheckpointMismatch(f"{path}: step {step!r} is not a step of this {steps}-step run; {start_over}")
     return state
 
 
-def _load_checkpoint(path: Path, objective: Objective, device: torch.device, fingerprint: dict | None) -> Progress:
+def _load_checkpoint(path: Path, objective: Objective, device: torch.device, fingerprint: dict | None, steps: int) -> Progress:
     """The progress kept in ``path``, its weights and optimiser state loaded into ``objective``."""
-    state = read_checkpoint(path, fingerprint, device)
+    state = read_checkpoint(path, fingerprint, device, steps)
     try:
         objective.model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
@@ -402,13 +430,14 @@ def fit(
     Divergence stops the run at the log step that sees it, before anything is checkpointed, so the
     checkpoint is the last good state: a non-finite loss, or a logged loss (the mean since the
     last log step; for a GAN its content loss) above ``DIVERGENCE_FACTOR`` times the first
-    batch's loss.
+    batch's loss; at the last step also the last batch's loss with the final weights (the last
+    update is in no logged loss: a one-step run that blows up is caught).
     In data-parallel training (``world``) every rank calls ``fit``; logged losses are the mean
     over the ranks, and rank 0 alone validates, records and checkpoints."""
     model = objective.model.train()
     progress = Progress()
     if resume and checkpoint.is_file():
-        progress = _load_checkpoint(checkpoint, objective, device, fingerprint)
+        progress = _load_checkpoint(checkpoint, objective, device, fingerprint, schedule.steps)
         logger.info("resumed from %s at step %d", checkpoint, progress.step)
     elif resume and world.main:
         logger.warning("no checkpoint at %s: starting from step 0", checkpoint)
@@ -440,11 +469,15 @@ def fit(
                 averaged = dict(zip(running, (value / since_log for value in sums.tolist())))  # the one sync
                 if not all(math.isfinite(value) for value in averaged.values()):
                     raise TrainingDiverged(f"training diverged by step {step}: {averaged} (lower the learning rate)")
-                if averaged[watched] > DIVERGENCE_FACTOR * progress.initial_loss:
-                    raise TrainingDiverged(
-                        f"training diverged by step {step}: {watched} {averaged[watched]:.4g} is over {DIVERGENCE_FACTOR:g}x "
-                        f"the first batch's {progress.initial_loss:.4g} (lower the learning rate)"
-                    )
+                checked = {watched: averaged[watched]}
+                if last:  # the last update is in no logged loss: the last batch again, with the final weights
+                    checked[f"{watched} after the last update"] = world.mean(objective.watched_loss(lr, hr).float()).item()
+                for name, value in checked.items():
+                    if not value <= DIVERGENCE_FACTOR * progress.initial_loss:  # NaN too
+                        raise TrainingDiverged(
+                            f"training diverged by step {step}: {name} {value:.4g} is over {DIVERGENCE_FACTOR:g}x "
+                            f"the first batch's {progress.initial_loss:.4g} (lower the learning rate)"
+                        )
                 progress.seconds += time.perf_counter() - clock
                 running, since_log = {}, 0
                 if world.main:

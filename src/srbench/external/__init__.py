@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from srbench.errors import SrbenchError
 from srbench.external.edsr import EDSR
+from srbench.models import first_non_finite
 
 if TYPE_CHECKING:
     from spandrel import ArchRegistry, ImageModelDescriptor
@@ -115,6 +116,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
         raise SrbenchError(f"{path}: {name} for {descriptor.purpose}, not single-image super-resolution")
     if (descriptor.input_channels, descriptor.output_channels) != (3, 3):
         raise SrbenchError(f"{path}: {name} with {descriptor.input_channels} input and {descriptor.output_channels} output channels: srbench evaluates RGB models")
+    if broken := first_non_finite(descriptor.model.state_dict()):
+        raise SrbenchError(f"{path}: {broken} holds NaN or infinite weights (a damaged checkpoint)")
     model = CheckpointModel(descriptor).to(device).eval()
     parameters = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)  # as for srbench's models: EDSR's fixed mean shifts not counted
     return model, {"architecture": name, "scale": descriptor.scale, "tags": list(descriptor.tags), "parameters": parameters}

@@ -43,6 +43,8 @@ __all__ = [
     "build_model",
     "save_model",
     "load_model",
+    "first_non_finite",
+    "training_memory",
 ]
 
 
@@ -116,6 +118,22 @@ def build_model(name: str, scale: int, arch: dict[str, Any], channels: str = "rg
     return network(scale=scale, num_channels=3, **arch)
 
 
+def training_memory(name: str, scale: int, arch: dict[str, Any], channels: str, batch_size: int, crop_size: int) -> int:
+    """A lower estimate of the bytes one training step of model ``name`` holds, from its shapes
+    on the meta device (nothing allocated): fp32 weights, gradients and Adam's two moments (4 x
+    the parameters) and every layer's output for a batch of ``batch_size`` HR crops of
+    ``crop_size`` px, kept for the backward pass with its gradient (2 x the activations)."""
+    outputs: list[int] = []
+    with _shapes_only():
+        model = build_model(name, scale, arch, channels)
+        leaves = [module for module in model.modules() if not any(module.children())]
+        hooks = [leaf.register_forward_hook(lambda module, inputs, output: outputs.append(output.numel())) for leaf in leaves]
+        model(torch.empty(batch_size, 3, crop_size // scale, crop_size // scale))
+        for hook in hooks:
+            hook.remove()
+    return 4 * (4 * sum(parameter.numel() for parameter in model.parameters()) + 2 * sum(outputs))
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -143,6 +161,12 @@ def _mismatch(expected: dict[str, torch.Tensor], found: dict[Any, Any]) -> str |
     return None if extra is None else f"{extra}: not in the architecture"
 
 
+def first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding a NaN or an infinity, or None
+    (such weights make black or NaN images, and the receptive-field probe of tiling never ends)."""
+    return next((key for key, value in state.items() if value.is_floating_point() and not value.is_meta and not torch.isfinite(value).all()), None)
+
+
 @contextlib.contextmanager
 def _shapes_only() -> Iterator[None]:
     """Build modules on the meta device with ``torch.nn.init``'s initialisers skipped (as
@@ -159,12 +183,13 @@ def _shapes_only() -> Iterator[None]:
             setattr(nn.init, name, function)
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: Path, device: torch.device | str = "cpu", expected: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a file written by :func:`save_model` (``weights_only=True``); returns the model in
     eval mode (RGB in, RGB out, whatever its channel space), its weights channels_last (NHWC: oneDNN's
     and cuDNN's faster layout; VDSR upscales 1.5x faster on a 2-core CPU) and its metadata. The declared architecture is checked against the weights in the
     file (on the meta device, allocating nothing) before the model is built, so that a small file
-    cannot make it allocate a huge one; any mismatch is one line naming the file."""
+    cannot make it allocate a huge one; any mismatch is one line naming the file, and so is a
+    file of another model than ``expected`` (when given) or a weight that is NaN or infinite."""
     if not Path(path).is_file():
         raise SrbenchError(f"{path}: model weights not found (train the model first)")
     try:
@@ -178,6 +203,8 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
     if not isinstance(payload, dict) or any(key not in payload for key in fields) or not isinstance(payload["state_dict"], dict):
         raise SrbenchError(f"{path}: not a srbench model file (expected {', '.join(fields)})")
     name, scale, arch, state = (payload[key] for key in fields)
+    if expected is not None and name != expected:
+        raise SrbenchError(f"{path}: holds a {name} model, not {expected} (name the model the file holds)")
     channels = payload.get("channels", "rgb")  # files from before luma training are RGB models
     try:
         check_arch(name, arch)
@@ -192,6 +219,8 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
         problem = _mismatch(build_model(name, scale, arch, channels).state_dict(), state)
     if problem:
         raise SrbenchError(f"{path}: weights do not match the declared architecture {name} x{scale} {arch}{' on luma' if channels == 'y' else ''}: {problem}")
+    if broken := first_non_finite(state):
+        raise SrbenchError(f"{path}: {broken} holds NaN or infinite weights (a diverged or damaged model)")
     model = build_model(name, scale, arch, channels)
     try:
         model.load_state_dict(state)

@@ -25,12 +25,13 @@ CONTENT_LOSSES = ("mse", "vgg22", "vgg34", "vgg54")
 @dataclass(frozen=True)
 class Hyperparameter:
     """What an architecture hyperparameter accepts: values of ``kind`` (an int is not a bool, a
-    float may be written as an int), at least ``minimum``, odd, among ``choices``, or a
+    float may be written as an int), from ``minimum`` to ``maximum``, odd, among ``choices``, or a
     hyphen-separated list of ``parts`` including ``required``. ``layers``: the count of layers
     or blocks, each of which adds tensors to the weights."""
 
     kind: type
     minimum: float | None = None
+    maximum: float | None = None
     odd: bool = False
     choices: tuple[Any, ...] = ()
     parts: tuple[str, ...] = ()
@@ -57,6 +58,8 @@ class Hyperparameter:
                 return f"needs at least one {self.required}"
         if self.minimum is not None and value < self.minimum:
             return f"must be >= {self.minimum}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be <= {self.maximum}"
         if self.odd and value % 2 == 0:
             return "must be odd (a padded convolution with an even kernel changes the image size)"
         return None
@@ -64,10 +67,12 @@ class Hyperparameter:
 
 #: Rules several families share: a layer's width, a convolution's (odd) kernel, a count of
 #: residual blocks (0: the trunk's skip alone), a LeakyReLU slope (the in-place backward refuses
-#: a negative one), an on/off switch.
-WIDTH = Hyperparameter(int, minimum=1)
-KERNEL = Hyperparameter(int, minimum=1, odd=True)
-BLOCKS = Hyperparameter(int, minimum=0, layers=True)
+#: a negative one), an on/off switch. The upper bounds are far above any published network's
+#: (EDSR: 256 features, RCAN: 200 blocks) and keep a typo from allocating for minutes.
+WIDTH = Hyperparameter(int, minimum=1, maximum=4096)
+KERNEL = Hyperparameter(int, minimum=1, maximum=63, odd=True)
+BLOCKS = Hyperparameter(int, minimum=0, maximum=1024, layers=True)
+LAYERS = Hyperparameter(int, minimum=2, maximum=1024, layers=True)
 SLOPE = Hyperparameter(float, minimum=0)
 SWITCH = Hyperparameter(bool)
 

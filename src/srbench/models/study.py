@@ -12,7 +12,7 @@ defaults (epsilon 1e-3, moving-average momentum 0.99, i.e. PyTorch ``momentum=0.
 
 from torch import Tensor, nn
 
-from srbench.models.spec import BLOCKS, CONTENT_LOSSES, KERNEL, SLOPE, WIDTH, Hyperparameter, ModelSpec
+from srbench.models.spec import BLOCKS, CONTENT_LOSSES, KERNEL, LAYERS, SLOPE, WIDTH, Hyperparameter, ModelSpec
 from srbench.models.srgan import SubPixelUpsample
 from srbench.models.vdsr import conv_relu_stack
 
@@ -281,7 +281,7 @@ SRCNN_STUDY_SPEC = ModelSpec(
 VDSR_STUDY_SPEC = ModelSpec(
     name="vdsr-seed",
     network=VDSRStudy,
-    hyperparameters={"num_filters": WIDTH, "num_layers": Hyperparameter(int, minimum=2, layers=True)},
+    hyperparameters={"num_filters": WIDTH, "num_layers": LAYERS},
     paper=STUDY,
 )
 

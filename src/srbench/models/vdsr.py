@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from srbench.degradation import imresize_tensor
-from srbench.models.spec import SWITCH, WIDTH, Hyperparameter, ModelSpec
+from srbench.models.spec import LAYERS, SWITCH, WIDTH, ModelSpec
 
 
 def conv_relu_stack(in_channels: int, num_filters: int, count: int) -> list[nn.Module]:
@@ -70,7 +70,7 @@ def local_mean(images: Tensor, window: int) -> Tensor:
 VDSR_SPEC = ModelSpec(
     name="vdsr",
     network=VDSR,
-    hyperparameters={"depth": Hyperparameter(int, minimum=2, layers=True), "num_filters": WIDTH, "mean_free_residual": SWITCH},
+    hyperparameters={"depth": LAYERS, "num_filters": WIDTH, "mean_free_residual": SWITCH},
     paper="Kim et al. 2016, CVPR",
     published={
         ("Set5", 2): (37.53, 0.9587), ("Set5", 4): (31.35, 0.8838), ("Set14", 2): (33.03, 0.9124), ("B100", 2): (31.90, 0.8960),
