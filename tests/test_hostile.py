@@ -261,7 +261,8 @@ def test_a_training_that_cannot_fit_in_memory_is_refused_before_allocating(workd
 
     arch = {"n1": 64, "n2": 32, "f1": 9, "f2": 5, "f3": 5}
     small, large = (training_memory("srcnn", 2, arch, "y", batch, 32) for batch in (16, 32))
-    assert 2 * 16 * 32 * 32 * (64 + 32) * 4 < small < large < 2 * small  # the activations scale with the batch
+    weights = 4 * 4 * sum(parameter.numel() for parameter in build_model("srcnn", 2, arch, "y").parameters())
+    assert large - small == small - weights == 4 * 2 * 16 * 16 * 16 * (64 + 32 + 1)  # 16 more crops, 16 x 16 LR px, 97 maps
     tiny_params(workdir)
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     params["srcnn"] |= {"batch_size": 4_000_000, "patch_size": 32}
