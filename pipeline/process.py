@@ -95,10 +95,12 @@ LOCK_DIR = Path(".srbench/locks")
 
 
 @contextmanager
-def workspace_lock(name: str, work: str | None = None, directory: Path = LOCK_DIR, shared: bool = False) -> Iterator[IO[str]]:
+def workspace_lock(
+    name: str, work: str | None = None, directory: Path = LOCK_DIR, shared: bool = False, readers: str = "another srbench process"
+) -> Iterator[IO[str]]:
     """Hold ``.srbench/locks/NAME.lock`` (in ``directory``) for the duration: a second process
     asking for the same lock is refused at once, in one line naming the holder (``work``, default
-    NAME, and its pid). ``shared``: held together with other shared holders (readers, which
+    NAME, and its pid). ``shared``: held together with other shared holders (``readers``, which
     write no name), refused while an exclusive holder has it and refusing one while held. The
     lock is the kernel's (``flock``), so a killed process never leaves a stale one; it belongs
     to the open file yielded, which a child process given its descriptor holds too."""
@@ -109,7 +111,7 @@ def workspace_lock(name: str, work: str | None = None, directory: Path = LOCK_DI
             fcntl.flock(file, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             file.seek(0)
-            holder = file.read().strip() or "another srbench process"
+            holder = file.read().strip() or readers
             raise WorkspaceBusy(f"{path}: {holder} is already running in this workspace; wait for it or stop it") from None
         if not shared:
             file.seek(0)
@@ -129,4 +131,4 @@ def data_lock(folder: Path, writer: str | None = None) -> AbstractContextManager
     (``writer``: download, prepare) holds it alone, so that no data is replaced under a training
     that reads it (a x2 model trained while prepare made x4 data)."""
     name = f"data-{folder.name}-{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]}"
-    return workspace_lock(name, writer, shared=writer is None)
+    return workspace_lock(name, writer, shared=writer is None, readers=f"a training reading {folder}")

@@ -178,7 +178,7 @@ def test_data_is_never_replaced_under_a_training_that_reads_it(workdir: Path, sr
     tiny_params(workdir)
     with data_lock(Path("data/prepared")):  # a training reading data/prepared
         error = one_line(*srbench_here("prepare", "--raw", str(raw_samples)))
-    assert "another srbench process is already running in this workspace" in error and not (workdir / "data" / "prepared").exists()
+    assert "a training reading data/prepared is already running in this workspace" in error and not (workdir / "data" / "prepared").exists()
     with data_lock(prepared_x2, "srbench prepare"):  # prepare replacing the data a training would read
         error = one_line(*srbench_here("train", "srcnn", "--data", str(prepared_x2)))
     assert "srbench prepare (pid" in error and not list((workdir / "models").rglob("*.pt"))
