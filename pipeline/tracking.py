@@ -140,7 +140,7 @@ def tracking_uri(root: Path | None = None) -> str:
 def output_places() -> list[Path]:
     """The folders runs write into, for a stage to check before its work: the workspace's store
     and artifacts, or none when ``MLFLOW_TRACKING_URI`` sends the runs elsewhere."""
-    root = workspace() / TRACKING_DIR
+    root = workspace() / TRACKING_DIR  # workspace() first, whatever the store: a subfolder is refused either way
     if os.environ.get(URI_VARIABLE):
         return []
     return [root, root / ARTIFACTS]

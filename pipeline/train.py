@@ -135,12 +135,13 @@ def train(
     if device.type == "cuda" and run.nproc > torch.cuda.device_count():
         raise ParamError(f"{params.path}: train.nproc = {run.nproc}: this machine has {torch.cuda.device_count()} GPU(s)")
     arch = recipe.arch if spec.starts_from is None else params.section(f"{spec.starts_from}.arch")
-    needed = training_memory(model, scale, arch, recipe.channels, recipe.batch_size // processes, recipe.patch_size)
+    crops = recipe.batch_size // processes  # each process's share of the batch
+    needed = training_memory(model, scale, arch, recipe.channels, crops, recipe.patch_size)
     available = available_memory(device)
     if available is not None and needed > available:  # before allocating: a step that cannot fit would swap or be killed
         raise ParamError(
             f"{params.path}: {model}: a training step needs about {needed / 1e9:.1f} GB (weights, optimiser and the activations of "
-            f"{recipe.batch_size // processes} crops of {recipe.patch_size} px), more than the {available / 1e9:.1f} GB free on {device}; "
+            f"{crops} crops of {recipe.patch_size} px), more than the {available / 1e9:.1f} GB free on {device}; "
             f"lower {model}.batch_size, patch_size or arch"
         )
     if init is not None and not init.is_file():

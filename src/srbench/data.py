@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 
 from srbench.degradation import ROUNDINGS, Rounding, degrade, modcrop
-from srbench.errors import InvalidImageError, SrbenchError
+from srbench.errors import InvalidImageError, SrbenchError, error_reason
 from srbench.files import reserve, staged_folder, write_text
 from srbench.images import image_size, list_images, read_image, write_png
 from srbench.metrics import sr_metrics
@@ -314,7 +314,7 @@ def open_patch_stores(prepared_dir: Path, meta: PreparedMeta) -> tuple[np.ndarra
         try:
             store = np.load(path, mmap_mode="c")
         except (OSError, ValueError, EOFError) as error:  # missing, truncated (mmap longer than the file), not a .npy
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = error_reason(error)
             raise SrbenchError(f"{path}: not a readable patch store ({reason}); run srbench prepare again") from error
         expected = (meta.train_patches, side, side, 3)
         if store.dtype != np.uint8 or store.shape != expected:

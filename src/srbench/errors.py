@@ -8,6 +8,13 @@ class SrbenchError(Exception):
     exit_status = 2
 
 
+def error_reason(error: BaseException) -> str:
+    """The first line of ``error``'s message (a library's may run to many), or its type's name
+    when it has none: the reason in a one-line refusal."""
+    message = str(error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
 class DownloadError(SrbenchError):
     """A download failed, or its checksum did not match."""
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from srbench.data import ImagePair
 from srbench.distributed import World
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, error_reason
 from srbench.files import save_torch
 from srbench.inference import evaluate_pairs, mean_metrics, model_upscaler
 from srbench.losses import adversarial_loss
@@ -370,7 +370,7 @@ def read_checkpoint(path: Path, fingerprint: dict | None, device: torch.device |
     except pickle.UnpicklingError as error:
         raise CheckpointMismatch(f"{path}: not a srbench checkpoint (it holds objects that weights-only loading refuses); {start_over}") from error
     except (RuntimeError, EOFError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else f"{type(error).__name__}: {path.stat().st_size} bytes"
+        reason = error_reason(error) + ("" if str(error).strip() else f": {path.stat().st_size} bytes")  # an empty file: EOFError, no message
         raise CheckpointMismatch(f"{path}: not a readable checkpoint ({reason}); {start_over}") from error
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointMismatch(f"{path}: not a srbench checkpoint; {start_over}")
@@ -394,7 +394,7 @@ def _load_checkpoint(path: Path, objective: Objective, device: torch.device, fin
         objective.load_state_dict(state["objective"])
         return Progress(state["step"], state["history"], state["seconds"], state.get("initial_loss"))
     except (KeyError, ValueError, RuntimeError, TypeError) as error:
-        reason = str(error).strip().splitlines()[0].rstrip(":")
+        reason = error_reason(error).rstrip(":")
         raise CheckpointMismatch(f"{path}: a checkpoint of another model, recipe or srbench version ({reason}); run without --resume to train from step 0") from error
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, error_reason
 from srbench.external.edsr import EDSR
 from srbench.models import first_non_finite
 
@@ -83,7 +83,7 @@ def _read_tensors(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as error:
         raise SrbenchError(f"{path}: holds objects that weights-only loading refuses (only plain tensors are read)") from error
     except Exception as error:  # not a PyTorch file, a damaged one, or safetensors' own error type
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = error_reason(error)
         raise SrbenchError(f"{path}: not a checkpoint ({reason})") from error
     if not isinstance(state, dict):
         raise SrbenchError(f"{path}: not a checkpoint (holds a {type(state).__name__}, not a mapping of tensors)")
@@ -109,7 +109,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.
         hint = " (a srbench model file: evaluate it by its model name)" if {"name", "arch", "state_dict"} <= set(state) else ""
         raise SrbenchError(f"{path}: no known architecture matches these weights{hint}") from error
     except (RuntimeError, KeyError, ValueError, IndexError, AssertionError, TypeError, AttributeError) as error:  # detected, then the values do not fit
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = error_reason(error)
         raise SrbenchError(f"{path}: the weights do not load into the detected architecture ({reason})") from error
     name = descriptor.architecture.name
     if not isinstance(descriptor, ImageModelDescriptor) or descriptor.purpose != "SR":

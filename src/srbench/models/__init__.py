@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, error_reason
 from srbench.files import save_torch
 from srbench.models.luma import LumaSR
 from srbench.models.spec import CHANNELS, CONTENT_LOSSES, Hyperparameter, ModelSpec
@@ -123,8 +123,7 @@ def training_memory(name: str, scale: int, arch: dict[str, Any], channels: str, 
     gradients and Adam's two moments (4 x the parameters), and the output of every convolution
     for a batch of ``batch_size`` crops at the LR size (``crop_size`` / ``scale`` px: no layer of
     these networks runs below it), kept for the backward pass with its gradient (2 x). The
-    shapes come from the meta device: nothing is allocated or run (a forward pass on the meta
-    device would import TorchDynamo, 1.6 s of every training)."""
+    shapes come from the meta device: nothing is allocated or run."""
     with _shapes_only():
         model = build_model(name, scale, arch, channels)
     parameters = sum(parameter.numel() for parameter in model.parameters())
@@ -195,7 +194,7 @@ def load_model(path: Path, device: torch.device | str = "cpu", expected: str | N
     except pickle.UnpicklingError as error:
         raise SrbenchError(f"{path}: not a srbench model file (it holds objects that weights-only loading refuses)") from error
     except (RuntimeError, EOFError, KeyError, ValueError) as error:  # not a PyTorch file, or a damaged one
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = error_reason(error)
         raise SrbenchError(f"{path}: not a srbench model file ({reason})") from error
     fields = ("name", "scale", "arch", "state_dict")
     if not isinstance(payload, dict) or any(key not in payload for key in fields) or not isinstance(payload["state_dict"], dict):
